@@ -1,0 +1,166 @@
+"""Argument checks shared by the losses.
+
+Two kinds of check, as in torch:
+
+* **Static checks** look at shapes, dtypes and options. They run while a loss is traced, so they raise
+  `TypeError`/`ValueError` eagerly and under `jax.jit` alike.
+* **Value checks** look at the data (class indices in range, probabilities in [0, 1], ...). A loss computes
+  them as boolean flags next to its result and puts NaN in the affected elements. `raise_failed` then raises a
+  `ValueError` when the flags are known (eager calls, including eager `jax.grad`); under `jit` or `vmap` they
+  are not known, and the NaN is what the caller sees: never a plausible-looking number.
+"""
+
+from collections.abc import Mapping
+import sys
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def check_reduction(loss: str, reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
+    """Raises `ValueError` unless `reduction` is one of `allowed`."""
+    if not isinstance(reduction, str) or reduction not in allowed:
+        expected = ", ".join(repr(r) for r in allowed)
+        raise ValueError(f"{loss}: `reduction` must be one of {expected}; got {reduction!r}.")
+
+
+def check_option(loss: str, name: str, value, condition: bool, expected: str) -> None:
+    """Raises `ValueError` naming the option `name` when `condition` does not hold."""
+    if not condition:
+        raise ValueError(f"{loss}: `{name}` must be {expected}; got {value!r}.")
+
+
+def float_option(loss: str, name: str, value) -> float:
+    """Returns the scalar option `value` as a Python float, or raises `TypeError`."""
+    if isinstance(value, bool):
+        raise TypeError(f"{loss}: `{name}` must be a real number; got {value!r}.")
+    try:
+        return float(value)
+    except (TypeError, jax.errors.ConcretizationTypeError) as error:
+        raise TypeError(
+            f"{loss}: `{name}` must be a real number known before tracing (an option, not a traced "
+            f"array); got {type(value).__name__}."
+        ) from error
+
+
+def floating_dtype(loss: str, *, integers_to_float32: bool = False, **arrays) -> np.dtype:
+    """Returns the dtype that floating-point `arrays` promote to, as torch promotes them.
+
+    Args:
+      loss: the loss's name, for error messages.
+      integers_to_float32: torch accepts integer operands in a few losses; when True, so does this check, and
+        integers take the floating operands' dtype (torch's default, float32, when all are integers).
+      **arrays: the operands by argument name; `None` values are skipped.
+
+    Raises:
+      TypeError: an operand is boolean, complex, or (unless `integers_to_float32`) an integer array.
+    """
+    dtypes = []
+    for name, array in arrays.items():
+        if array is None:
+            continue
+        dtype = jnp.result_type(array)
+        if jnp.issubdtype(dtype, jnp.floating):
+            dtypes.append(dtype)
+        elif not (integers_to_float32 and jnp.issubdtype(dtype, jnp.integer)):
+            raise TypeError(f"{loss}: `{name}` must be a floating-point array; got dtype {dtype}.")
+    return np.dtype(jnp.result_type(*dtypes)) if dtypes else np.dtype(jnp.float32)
+
+
+def computation_dtype(dtype: np.dtype) -> np.dtype:
+    """float32 for 16-bit floats (so sums and logs keep their precision), `dtype` otherwise."""
+    return np.dtype(jnp.float32) if np.dtype(dtype).itemsize < 4 else np.dtype(dtype)
+
+
+def cast_for_computation(dtype: np.dtype, *arrays):
+    """`arrays` (None passes through) as arrays of `computation_dtype(dtype)`."""
+    compute = computation_dtype(dtype)
+    return tuple(None if a is None else jnp.asarray(a).astype(compute) for a in arrays)
+
+
+def check_index_dtype(loss: str, name: str, array) -> None:
+    """Raises `TypeError` unless `array` holds integers (int32 and int64 are both fine, unlike torch)."""
+    dtype = jnp.result_type(array)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"{loss}: `{name}` must be an integer array of class indices; got dtype {dtype}.")
+
+
+def check_same_shape(loss: str, first: str, first_shape, second: str, second_shape) -> None:
+    """Raises `ValueError` unless the two named shapes are equal."""
+    if tuple(first_shape) != tuple(second_shape):
+        raise ValueError(
+            f"{loss}: `{second}` must have the same shape as `{first}` {tuple(first_shape)}; "
+            f"got {tuple(second_shape)}."
+        )
+
+
+def broadcast_shape(loss: str, **shapes) -> tuple[int, ...]:
+    """Returns the broadcast of the named shapes, or raises `ValueError` naming them."""
+    try:
+        return tuple(np.broadcast_shapes(*(tuple(s) for s in shapes.values())))
+    except ValueError:
+        described = ", ".join(f"`{name}` {tuple(shape)}" for name, shape in shapes.items())
+        raise ValueError(f"{loss}: shapes do not broadcast together: {described}.") from None
+
+
+def warn_if_target_broadcasts(loss: str, input_shape, target_shape) -> None:
+    """torch's UserWarning when a regression target's shape differs from the input's."""
+    if tuple(input_shape) != tuple(target_shape):
+        warnings.warn(
+            f"{loss}: using a target size ({tuple(target_shape)}) that is different to the input size "
+            f"({tuple(input_shape)}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            UserWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+
+
+def _caller_stacklevel() -> int:
+    """The `warnings.warn` stacklevel, seen from its caller, of the first frame outside jaxloss and jax, so
+    that a warning raised while tracing points at the user's line."""
+    internal = ("jax", "jaxlib", "jaxloss")
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in internal:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def concrete_value(value) -> np.ndarray | None:
+    """The value of `value` if it is known now, else None.
+
+    Known: ordinary arrays, and the primal values that eager `jax.grad`/`jax.vjp` carry. Unknown: values being
+    traced by `jit`, `vmap` or `scan`.
+    """
+    if isinstance(value, jax.core.Tracer):
+        value = value.to_concrete_value()
+        if value is None:
+            return None
+    return np.asarray(value)
+
+
+def raise_failed(loss: str, result, failures: Mapping[str, jax.Array]):
+    """Returns `result`, after raising `ValueError` for the first known-true flag in `failures`.
+
+    Args:
+      loss: the loss's name, for the message.
+      result: the loss value(s), already NaN where a check failed.
+      failures: maps a message such as "`input` must lie in [0, 1]" to a boolean scalar that is True when
+        the check failed somewhere.
+
+    Returns:
+      `result`, unchanged.
+    """
+    for message, failed in failures.items():
+        known = concrete_value(failed)
+        if known is not None and bool(known):
+            raise ValueError(f"{loss}: {message}.")
+    return result
+
+
+def nan_where(invalid: jax.Array, values: jax.Array) -> jax.Array:
+    """`values` with NaN wherever `invalid` is True."""
+    return jnp.where(invalid, jnp.nan, values)

@@ -1,0 +1,169 @@
+"""Regression losses: l1_loss, mse_loss, smooth_l1_loss, huber_loss."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss import _checks
+from jaxloss import _subgradients
+from jaxloss._reduction import reduce
+
+
+def _elementwise_inputs(loss: str, input, target, weight, reduction: str):
+    """Checks and promotes the operands shared by the four losses; returns them and the result dtype.
+
+    The target broadcasts against the input with torch's UserWarning when their shapes differ; a `weight`
+    must have exactly the input's shape.
+    """
+    _checks.check_reduction(loss, reduction)
+    dtype = _checks.floating_dtype(loss, input=input, target=target, weight=weight)
+    input, target, weight = _checks.cast_for_computation(dtype, input, target, weight)
+    _checks.broadcast_shape(loss, input=input.shape, target=target.shape)
+    _checks.warn_if_target_broadcasts(loss, input.shape, target.shape)
+    if weight is not None:
+        _checks.check_same_shape(loss, "input", input.shape, "weight", weight.shape)
+    return input, target, weight, dtype
+
+
+def _reduce_weighted(loss: jax.Array, weight, reduction: str) -> jax.Array:
+    """l1/mse's weighted reduction: ``'mean'`` is the weighted average ``sum(w * l) / sum(w)``."""
+    if weight is None:
+        return reduce(loss, reduction)
+    weighted = weight * loss
+    if reduction == "mean":
+        return jnp.sum(weighted) / jnp.sum(jnp.broadcast_to(weight, weighted.shape))
+    return reduce(weighted, reduction)
+
+
+@functools.partial(jax.jit, static_argnames=("reduction",))
+def l1_loss(input, target, reduction: str = "mean", weight=None) -> jax.Array:
+    r"""Mean absolute error, ``|input - target|``, as `torch.nn.functional.l1_loss`.
+
+    .. math:: \ell_i = w_i \, |x_i - y_i|
+
+    The gradient at ``x == y`` is 0, as in torch.
+
+    Args:
+      input: predictions ``x``, any shape, floating.
+      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning).
+      reduction: ``'none'`` | ``'mean'`` | ``'sum'``. With a `weight`, ``'mean'`` is the weighted average
+        ``sum(w * l) / sum(w)``.
+      weight: optional element weights ``w`` of exactly `input`'s shape.
+
+    Returns:
+      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss.functional import l1_loss
+      >>> l1_loss(jnp.array([1., 2., 3.]), jnp.array([1., 2., 5.]))
+      Array(0.6666667, dtype=float32)
+    """
+    input, target, weight, dtype = _elementwise_inputs("l1_loss", input, target, weight, reduction)
+    return _reduce_weighted(_subgradients.abs(input - target), weight, reduction).astype(dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("reduction",))
+def mse_loss(input, target, reduction: str = "mean", weight=None) -> jax.Array:
+    r"""Mean squared error, ``(input - target)**2``, as `torch.nn.functional.mse_loss`.
+
+    .. math:: \ell_i = w_i \, (x_i - y_i)^2
+
+    Unlike `optax.squared_error`, this reduces (``'mean'`` by default) and has no factor 1/2.
+
+    Args:
+      input: predictions ``x``, any shape, floating.
+      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning).
+      reduction: ``'none'`` | ``'mean'`` | ``'sum'``. With a `weight`, ``'mean'`` is the weighted average
+        ``sum(w * l) / sum(w)``.
+      weight: optional element weights ``w`` of exactly `input`'s shape.
+
+    Returns:
+      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss.functional import mse_loss
+      >>> mse_loss(jnp.ones((2, 2)), jnp.array([[0., 1.], [2., 3.]]))
+      Array(1.5, dtype=float32)
+    """
+    input, target, weight, dtype = _elementwise_inputs("mse_loss", input, target, weight, reduction)
+    return _reduce_weighted(jnp.square(input - target), weight, reduction).astype(dtype)
+
+
+def _smooth_l1(diff: jax.Array, beta: float) -> jax.Array:
+    """``0.5 d² / β`` where ``|d| < β``, else ``|d| - 0.5 β``; exactly ``|d|`` when β is 0."""
+    abs_diff = _subgradients.abs(diff)
+    if beta == 0.0:  # torch falls back to l1 here; the quadratic branch would divide by zero.
+        return abs_diff
+    return jnp.where(abs_diff < beta, 0.5 * jnp.square(diff) / beta, abs_diff - 0.5 * beta)
+
+
+@functools.partial(jax.jit, static_argnames=("reduction", "beta"))
+def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> jax.Array:
+    r"""Smooth L1 loss, as `torch.nn.functional.smooth_l1_loss`.
+
+    .. math::
+      \ell_i = \begin{cases} 0.5 (x_i - y_i)^2 / \beta & |x_i - y_i| < \beta \\
+                             |x_i - y_i| - 0.5 \beta & \text{otherwise} \end{cases}
+
+    ``beta = 0`` is exactly `l1_loss`. The gradient is ``d / β`` inside the band and ``sign(d)`` outside, which
+    agree at ``|d| = β``; it is 0 at ``d = 0``. `optax.huber_loss` is ``β ·`` this loss (with ``delta = β``).
+
+    Args:
+      input: predictions ``x``, any shape, floating.
+      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning).
+      reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
+      beta: the width ``β >= 0`` of the quadratic band.
+
+    Returns:
+      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss.functional import smooth_l1_loss
+      >>> smooth_l1_loss(jnp.ones((2, 2)), jnp.array([[0., 1.], [2., 3.]]))
+      Array(0.625, dtype=float32)
+    """
+    beta = _checks.float_option("smooth_l1_loss", "beta", beta)
+    _checks.check_option("smooth_l1_loss", "beta", beta, beta >= 0, "non-negative")
+    input, target, _, dtype = _elementwise_inputs("smooth_l1_loss", input, target, None, reduction)
+    return reduce(_smooth_l1(input - target, beta), reduction).astype(dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("reduction", "delta"))
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> jax.Array:
+    r"""Huber loss, as `torch.nn.functional.huber_loss`.
+
+    .. math::
+      \ell_i = w_i \begin{cases} 0.5 (x_i - y_i)^2 & |x_i - y_i| < \delta \\
+                                 \delta (|x_i - y_i| - 0.5 \delta) & \text{otherwise} \end{cases}
+
+    Equal to ``delta * smooth_l1_loss(..., beta=delta)`` and, elementwise, to `optax.huber_loss`.
+
+    Args:
+      input: predictions ``x``, any shape, floating.
+      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning).
+      reduction: ``'none'`` | ``'mean'`` | ``'sum'``. With a `weight`, ``'mean'`` is ``sum(w * l) / numel``,
+        not a weighted average (unlike `l1_loss` and `mse_loss`; torch does the same).
+      delta: the threshold ``δ > 0`` between the quadratic and linear parts.
+      weight: optional element weights ``w`` of exactly `input`'s shape.
+
+    Returns:
+      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss.functional import huber_loss
+      >>> huber_loss(jnp.array([0., 3.]), jnp.array([0.5, 0.]), delta=2.0)
+      Array(2.0625, dtype=float32)
+    """
+    delta = _checks.float_option("huber_loss", "delta", delta)
+    _checks.check_option("huber_loss", "delta", delta, delta > 0, "positive")
+    input, target, weight, dtype = _elementwise_inputs("huber_loss", input, target, weight, reduction)
+    abs_diff = _subgradients.abs(input - target)
+    loss = jnp.where(abs_diff < delta, 0.5 * jnp.square(abs_diff), delta * (abs_diff - 0.5 * delta))
+    if weight is not None:
+        loss = weight * loss
+    return reduce(loss, reduction).astype(dtype)
