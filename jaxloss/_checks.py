@@ -40,7 +40,7 @@ def float_option(loss: str, name: str, value) -> float:
         raise TypeError(f"{loss}: `{name}` must be a real number; got {value!r}.")
     try:
         return float(value)
-    except (TypeError, jax.errors.ConcretizationTypeError) as error:
+    except (TypeError, ValueError, jax.errors.ConcretizationTypeError) as error:
         raise TypeError(
             f"{loss}: `{name}` must be a real number known before tracing (an option, not a traced "
             f"array); got {type(value).__name__}."
@@ -89,6 +89,15 @@ def check_index_dtype(loss: str, name: str, array) -> None:
         raise TypeError(f"{loss}: `{name}` must be an integer array of class indices; got dtype {dtype}.")
 
 
+def check_same_dtype(loss: str, first: str, first_array, second: str, second_array) -> None:
+    """Raises `TypeError` unless the two named arrays have the same dtype (torch kernels that do not promote)."""
+    first_dtype, second_dtype = jnp.result_type(first_array), jnp.result_type(second_array)
+    if first_dtype != second_dtype:
+        raise TypeError(
+            f"{loss}: `{second}` must have the dtype of `{first}` ({first_dtype}); got {second_dtype}."
+        )
+
+
 def check_same_shape(loss: str, first: str, first_shape, second: str, second_shape) -> None:
     """Raises `ValueError` unless the two named shapes are equal."""
     if tuple(first_shape) != tuple(second_shape):
@@ -105,6 +114,23 @@ def broadcast_shape(loss: str, **shapes) -> tuple[int, ...]:
     except ValueError:
         described = ", ".join(f"`{name}` {tuple(shape)}" for name, shape in shapes.items())
         raise ValueError(f"{loss}: shapes do not broadcast together: {described}.") from None
+
+
+def check_broadcasts_to(loss: str, name: str, shape, to_name: str, to_shape) -> None:
+    """Raises `ValueError` unless `shape` broadcasts to `to_shape` without enlarging it.
+
+    torch's rule for operands applied in place (``out.mul_(weight)``): broadcasting may repeat them, but the
+    result must keep the shape of `out`.
+    """
+    try:
+        fits = np.broadcast_shapes(tuple(shape), tuple(to_shape)) == tuple(to_shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{loss}: `{name}` must broadcast to the shape {tuple(to_shape)} of `{to_name}` without enlarging "
+            f"it; got {tuple(shape)}."
+        )
 
 
 def warn_if_target_broadcasts(loss: str, input_shape, target_shape) -> None:
