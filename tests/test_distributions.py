@@ -1,0 +1,313 @@
+"""Parity of kl_div, poisson_nll_loss and gaussian_nll_loss with torch, values and gradients."""
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+
+import jaxloss.functional as F
+from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
+
+rng = np.random.default_rng(0)
+
+SHAPES = {"scalar": (), "1d": (7,), "2d": (4, 3), "3d": (2, 3, 4), "empty": (0, 3)}
+ALL = ("none", "mean", "sum")
+KL_ALL = ("none", "sum", "batchmean", "mean")
+# Variants that test elements (options, extremes, boundaries) run unreduced: the random cotangent of the
+# parity check then reaches every element's gradient, and the reductions are covered by the shape variants.
+NONE = ("none",)
+
+
+def normal(*shape):
+    return rng.standard_normal(shape)
+
+
+def uniform(low, high, *shape):
+    return rng.uniform(low, high, shape)
+
+
+def array(*values):
+    return np.array(values, dtype=np.float64)
+
+
+def cases(loss, grad, groups):
+    """The grid of `loss` over `groups`, a list of (variants, reductions), differentiating `grad` unless a
+    variant says otherwise."""
+    return [
+        case
+        for variants, reductions in groups
+        for case in grid(loss, {name: {"grad": grad, **v} for name, v in variants.items()}, reductions)
+    ]
+
+
+# kl_div: log-probabilities against probabilities (or log-probabilities with log_target=True).
+KL_CASES = cases("kl_div", ("input", "target"), [
+    ({
+        name: dict(arrays=dict(input=np.log(uniform(0.05, 1, *shape)), target=uniform(0, 1, *shape)))
+        for name, shape in SHAPES.items()
+    }, KL_ALL),
+    ({
+        "2d_log_target": dict(arrays=dict(input=normal(4, 3), target=normal(4, 3)), options=dict(log_target=True)),
+    }, KL_ALL),
+    # The result is (2, 4, 3); 'batchmean' still divides by input.shape[0] = 4.
+    ({"broadcast_up": dict(arrays=dict(input=normal(4, 3), target=uniform(0, 1, 2, 4, 3)))}, ("none", "batchmean")),
+    ({
+        "broadcast_target": dict(arrays=dict(input=normal(4, 3), target=uniform(0, 1, 3))),
+        # t = 0 contributes exactly 0 (target gradient NaN); t < 0 gives NaN; huge log-probabilities.
+        "zero_negative_targets": dict(
+            arrays=dict(input=array(-1.0, -1e9, 1e9, -0.5, -2.0), target=array(0.0, 0.0, 0.5, -0.5, 1.0))
+        ),
+        "input_-inf": dict(arrays=dict(input=array(-np.inf, -np.inf, -1.0), target=array(0.0, 0.5, 0.5))),
+        "log_target_extremes": dict(
+            arrays=dict(input=array(-1.0, -1e9, 1e9, 0.0), target=array(-np.inf, 0.0, -30.0, -1e9)),
+            options=dict(log_target=True),
+        ),
+    }, NONE),
+])
+
+# poisson_nll_loss: t = 0, 0.5, 1 are on the masked side of the Stirling term, t = 1.5, 2, 3 on the other.
+STIRLING_TARGET = array(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, -1.0)
+POISSON_CASES = cases("poisson_nll_loss", ("input", "target"), [
+    ({
+        name: dict(arrays=dict(input=normal(*shape), target=uniform(0, 5, *shape))) for name, shape in SHAPES.items()
+    }, ALL),
+    ({
+        "2d_full": dict(arrays=dict(input=normal(4, 3), target=uniform(0, 5, 4, 3)), options=dict(full=True)),
+        **{
+            f"2d_rate_full{full}": dict(
+                arrays=dict(input=uniform(0.1, 3, 4, 3), target=uniform(0, 5, 4, 3)),
+                options=dict(log_input=False, full=full),
+            )
+            for full in (True, False)
+        },
+        "3d_rate_full_eps0.5": dict(
+            arrays=dict(input=uniform(0.1, 3, 2, 3, 4), target=uniform(0, 5, 2, 3, 4)),
+            options=dict(log_input=False, full=True, eps=0.5),
+        ),
+        "log_input_ignores_eps": dict(arrays=dict(input=normal(5), target=uniform(0, 5, 5)), options=dict(eps=0.5)),
+        **{
+            f"stirling_boundary_log_input{log_input}": dict(
+                arrays=dict(input=uniform(0.5, 2, 7), target=STIRLING_TARGET),
+                options=dict(log_input=log_input, full=True),
+            )
+            for log_input in (True, False)
+        },
+        # A zero rate with log_input=False: log(eps) (36.84 for t = 2), and log(0) when eps = 0.
+        **{
+            f"zero_rate_eps{eps}": dict(
+                arrays=dict(input=array(0.0, 0.0, 0.0, 1.0), target=array(0.0, 2.0, 1.0, 0.0)),
+                options=dict(log_input=False, eps=eps),
+            )
+            for eps in (1e-8, 0.0)
+        },
+        "huge_log_rates": dict(arrays=dict(input=array(-1e9, 1e9, 100.0, -100.0), target=array(2.0, 0.5, 1.0, 3.0))),
+        "broadcast_target": dict(arrays=dict(input=normal(4, 3), target=uniform(0, 5, 3))),
+        "broadcast_up": dict(arrays=dict(input=normal(4, 3), target=uniform(0, 5, 1, 4, 3))),
+        # Integers are accepted: an integer input with a float target takes the target's dtype.
+        "int_input_float_target": dict(
+            arrays=dict(input=rng.integers(0, 4, (4, 3)), target=uniform(0, 5, 4, 3)),
+            options=dict(full=True),
+            grad=("target",),
+        ),
+    }, NONE),
+])
+
+# gaussian_nll_loss: var at and around the clamp (eps = 1e-6): exactly eps, below it, zero, far above.
+GAUSSIAN_CASES = cases("gaussian_nll_loss", ("input", "target", "var"), [
+    ({
+        name: dict(arrays=dict(input=normal(*shape), target=normal(*shape), var=uniform(0.1, 2, *shape)))
+        for name, shape in SHAPES.items()
+    }, ALL),
+    ({
+        # The var shapes torch accepts besides input's own: S[:-1], and one mismatched axis of size 1.
+        "2d_var_per_row": dict(arrays=dict(input=normal(4, 3), target=normal(4, 3), var=uniform(0.1, 2, 4))),
+        "2d_var_column": dict(arrays=dict(input=normal(4, 3), target=normal(4, 3), var=uniform(0.1, 2, 4, 1))),
+        "2d_var_row": dict(arrays=dict(input=normal(4, 3), target=normal(4, 3), var=uniform(0.1, 2, 1, 3))),
+        "3d_var_middle1": dict(
+            arrays=dict(input=normal(2, 3, 4), target=normal(2, 3, 4), var=uniform(0.1, 2, 2, 1, 4))
+        ),
+        "3d_var_per_row": dict(arrays=dict(input=normal(2, 3, 4), target=normal(2, 3, 4), var=uniform(0.1, 2, 2, 3))),
+        "1d_var_0dim": dict(arrays=dict(input=normal(5), target=normal(5), var=np.float64(0.7))),
+        "empty_var_per_row": dict(arrays=dict(input=normal(0, 3), target=normal(0, 3), var=uniform(0.1, 2, 0))),
+    }, ("none", "mean")),
+    ({
+        "2d_full": dict(
+            arrays=dict(input=normal(4, 3), target=normal(4, 3), var=uniform(0.1, 2, 4, 3)), options=dict(full=True)
+        ),
+        "2d_eps0.1": dict(
+            arrays=dict(input=normal(4, 3), target=normal(4, 3), var=uniform(0, 0.3, 4, 3)), options=dict(eps=0.1)
+        ),
+        "clamp_boundary": dict(
+            arrays=dict(
+                input=array(0.5, -1.0, 0.003, 0.0, 0.0, 2.0, 1.0),
+                target=np.zeros(7),
+                var=array(1e-6, 5e-7, 0.0, 1e-6, 0.0, 1e-3, 2.0),
+            )
+        ),
+        "clamp_boundary_full_var_per_row": dict(
+            arrays=dict(input=normal(3, 2) * 1e-3, target=normal(3, 2) * 1e-3, var=array(1e-6, 0.0, 5e-7)),
+            options=dict(full=True),
+        ),
+        "broadcast_target": dict(arrays=dict(input=normal(4, 3), target=normal(3), var=uniform(0.1, 2, 4, 3))),
+        "broadcast_target_up": dict(arrays=dict(input=normal(4, 3), target=normal(2, 4, 3), var=uniform(0.1, 2, 4, 1))),
+        # A Python float var: one variance for every element (no gradient: it is not an array).
+        **{
+            f"2d_float_var{var}": dict(
+                arrays=dict(input=normal(4, 3), target=normal(4, 3)), options=dict(var=var), grad=("input", "target")
+            )
+            for var in (0.7, 0.0)
+        },
+    }, NONE),
+])
+
+CASES = [*KL_CASES, *POISSON_CASES, *GAUSSIAN_CASES]
+
+
+def warns_like_torch(case):
+    """kl_div's reduction='mean' warns (in torch and in jaxloss); nothing else here does."""
+    if case.loss == "kl_div" and case.options["reduction"] == "mean":
+        return pytest.warns(UserWarning, match="batchmean")
+    return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_parity(case, dtype, mode):
+    with warns_like_torch(case):
+        check_parity(case, dtype, mode)
+
+
+@pytest.mark.parametrize("log_input", [True, False])
+@pytest.mark.parametrize(
+    "input_dtype, target_dtype",
+    [("int64", "int64"), ("int32", "int64"), ("int64", "float16"), ("float16", "int64"), ("int64", "float64"),
+     ("float64", "int64"), ("int64", "bfloat16")],
+)
+def test_poisson_integer_operands_promote_like_torch(input_dtype, target_dtype, log_input):
+    """torch takes exp/log of an integer operand in float32: two integers give float32, and so does an
+    integer input with a 16-bit target (an integer target takes the input's dtype)."""
+    # (rates from 1: at x = 0 a float16 torch rounds eps = 1e-8 to 0, where jaxloss computes in float32)
+    local = np.random.default_rng(1)
+    x, t = local.integers(1, 5, (4, 3)), local.integers(0, 5, (4, 3)).astype(np.float64)
+    torch_dtypes = {"int32": torch.int32, "int64": torch.int64, "float16": torch.float16,
+                    "bfloat16": torch.bfloat16, "float64": torch.float64}
+    expected = torch.nn.functional.poisson_nll_loss(
+        torch.tensor(x).to(torch_dtypes[input_dtype]), torch.tensor(t).to(torch_dtypes[target_dtype]),
+        log_input=log_input, full=True, reduction="none",
+    )
+    with jax.enable_x64(True):
+        value = F.poisson_nll_loss(
+            jnp.asarray(x).astype(input_dtype), jnp.asarray(t).astype(target_dtype),
+            log_input=log_input, full=True, reduction="none",
+        )
+        assert str(value.dtype) == str(expected.dtype).removeprefix("torch.")
+        np.testing.assert_allclose(np.asarray(value, np.float64), expected.double().numpy(), rtol=2e-2, atol=2e-2)
+
+
+LOW_PRECISION_VARIANTS = {
+    "2d", "2d_log_target", "2d_rate_fullTrue", "stirling_boundary_log_inputTrue", "2d_var_per_row", "2d_float_var0.7"
+}
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION)
+@pytest.mark.parametrize("case", [c for c in CASES if c.id.split("-")[1] in LOW_PRECISION_VARIANTS], ids=str)
+def test_low_precision(case, dtype):
+    with warns_like_torch(case):
+        check_low_precision(case, dtype)
+
+
+def test_kl_div_mean_warns_on_every_call():
+    x, t = jnp.log(jnp.full((2, 3), 1 / 3)), jnp.full((2, 3), 1 / 3)
+    for call in (lambda: F.kl_div(x, t), lambda: jax.jit(lambda x, t: F.kl_div(x, t))(x, t)):
+        for _ in range(2):
+            with pytest.warns(UserWarning, match="'batchmean' divides only by the batch size"):
+                call()
+
+
+def test_kl_div_none_summed_is_optax_kl_divergence():
+    """The docstring's claim: optax takes the same arguments and sums over the last axis."""
+    local = np.random.default_rng(2)
+    x, t = jnp.log(jnp.asarray(local.uniform(0.05, 1, (4, 3)))), jnp.asarray(local.uniform(0, 1, (4, 3)))
+    np.testing.assert_allclose(
+        F.kl_div(x, t, reduction="none").sum(-1), optax.kl_divergence(x, t), rtol=1e-6
+    )
+
+
+def test_vmap():
+    """Per-example losses under vmap (reduction='sum' per example) equal torch's unreduced losses summed over
+    each example; the gradient through vmap equals torch's too."""
+    local = np.random.default_rng(3)
+    x, t, v = local.standard_normal((5, 4, 3)), local.standard_normal((5, 4, 3)), local.uniform(0.1, 2, (5, 4))
+    tx, tt, tv = (torch.tensor(a, requires_grad=True) for a in (x, t, v))
+    expected = torch.nn.functional.gaussian_nll_loss(tx, tt, tv.unsqueeze(-1), reduction="none").sum((1, 2))
+    expected_grads = torch.autograd.grad(expected.sum(), (tx, tt, tv))
+    with jax.enable_x64(True):
+        per_example = jax.vmap(lambda x, t, v: F.gaussian_nll_loss(x, t, v, reduction="sum"))
+        grads = jax.grad(lambda *a: per_example(*a).sum(), argnums=(0, 1, 2))(x, t, v)
+        np.testing.assert_allclose(per_example(x, t, v), expected.detach().numpy(), rtol=1e-12)
+        for g, e in zip(grads, expected_grads):
+            np.testing.assert_allclose(g, e.numpy(), rtol=1e-12)
+
+        kl = jax.vmap(lambda x, t: F.kl_div(x, t, reduction="batchmean"))(x, jnp.abs(t))
+        torch_kl = torch.nn.functional.kl_div(torch.tensor(x), torch.tensor(np.abs(t)), reduction="none")
+        np.testing.assert_allclose(kl, torch_kl.sum((1, 2)).numpy() / 4, rtol=1e-12)
+
+        poisson = jax.vmap(lambda x, t: F.poisson_nll_loss(x, t, full=True, reduction="sum"))(x, jnp.abs(t))
+        torch_poisson = torch.nn.functional.poisson_nll_loss(
+            torch.tensor(x), torch.tensor(np.abs(t)), full=True, reduction="none"
+        )
+        np.testing.assert_allclose(poisson, torch_poisson.sum((1, 2)).numpy(), rtol=1e-12)
+
+
+def test_bad_input_kl_div():
+    x = jnp.ones((4, 3))
+    check_raises(lambda: F.kl_div(x, x, reduction="avg"), ValueError, "kl_div: `reduction` must be one of")
+    check_raises(lambda: F.kl_div(x.astype(jnp.int32), x, reduction="sum"), TypeError, "`input` must be a floating")
+    check_raises(lambda: F.kl_div(x, x.astype(jnp.int32), reduction="sum"), TypeError, "`target` must be a floating")
+    check_raises(lambda: F.kl_div(x, jnp.ones(4), reduction="sum"), ValueError, "kl_div: shapes do not broadcast")
+
+
+def test_bad_input_poisson_nll_loss():
+    x = jnp.ones((4, 3))
+    check_raises(lambda: F.poisson_nll_loss(x, x, reduction="batchmean"), ValueError, "`reduction` must be one of")
+    check_raises(lambda: F.poisson_nll_loss(x > 0, x), TypeError, "`input` must be a floating")
+    check_raises(lambda: F.poisson_nll_loss(x, jnp.ones(4)), ValueError, "poisson_nll_loss: shapes do not broadcast")
+    check_raises(lambda: F.poisson_nll_loss(x, x, eps=None), TypeError, "`eps` must be a real number")
+
+
+def test_bad_input_gaussian_nll_loss():
+    x = jnp.ones((4, 3))
+    for var in (jnp.ones(3), jnp.ones((1, 1)), jnp.ones(()), jnp.ones((4, 3, 1)), jnp.ones((4, 2))):
+        check_raises(lambda: F.gaussian_nll_loss(x, x, var), ValueError, r"`var` is of incorrect size")
+    check_raises(lambda: F.gaussian_nll_loss(x, x, x, reduction="batchmean"), ValueError, "`reduction` must be one of")
+    check_raises(lambda: F.gaussian_nll_loss(x.astype(jnp.int32), x, x), TypeError, "`input` must be a floating")
+    check_raises(lambda: F.gaussian_nll_loss(x, x, x.astype(jnp.int32)), TypeError, "`var` must be a floating")
+    check_raises(lambda: F.gaussian_nll_loss(x, jnp.ones(4), x), ValueError, "shapes do not broadcast")
+    # A negative Python float is known statically: it raises in every mode, as torch's ValueError.
+    check_raises(lambda: F.gaussian_nll_loss(x, x, -1.0), ValueError, "`var` must be non-negative")
+
+
+def test_gaussian_python_int_var_raises_type_error_like_torch():
+    with pytest.raises(TypeError):
+        torch.nn.functional.gaussian_nll_loss(torch.ones(4, 3), torch.ones(4, 3), 1)
+    check_raises(lambda: F.gaussian_nll_loss(jnp.ones((4, 3)), jnp.ones((4, 3)), 1), TypeError, "`var`")
+
+
+def test_gaussian_negative_var_raises_eagerly_and_is_nan_under_jit():
+    x, var = jnp.zeros((4, 3)), jnp.ones((4, 1)).at[2].set(-0.5)
+    with pytest.raises(ValueError, match="negative entry"):
+        torch.nn.functional.gaussian_nll_loss(torch.zeros(4, 3), torch.zeros(4, 3), torch.tensor(np.asarray(var)))
+    with pytest.raises(ValueError, match="gaussian_nll_loss: `var` must be non-negative"):
+        F.gaussian_nll_loss(x, x, var)
+    with pytest.raises(ValueError, match="`var` must be non-negative"):
+        jax.grad(lambda v: F.gaussian_nll_loss(x, x, v))(var)
+    elements = jax.jit(lambda v: F.gaussian_nll_loss(x, x, v, reduction="none"))(var)
+    np.testing.assert_array_equal(np.isnan(elements), np.broadcast_to(np.asarray(var) < 0, (4, 3)))
+    assert np.isnan(jax.jit(lambda v: F.gaussian_nll_loss(x, x, v))(var))
+    per_example = jax.vmap(lambda v: F.gaussian_nll_loss(x, x, v, reduction="sum"))(jnp.stack([jnp.ones((4, 1)), var]))
+    assert np.isnan(per_example).tolist() == [False, True]
