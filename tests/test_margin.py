@@ -1,0 +1,407 @@
+"""Parity of multilabel_margin_loss, multi_margin_loss, margin_ranking_loss and hinge_embedding_loss with torch."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+
+import jaxloss.functional as F
+from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
+
+rng = np.random.default_rng(0)
+INF, NAN = np.inf, np.nan
+
+
+def normal(*shape):
+    return rng.standard_normal(shape)
+
+
+def labels(high, *shape):
+    return rng.integers(0, high, shape)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parity cases. Every case runs in float32 and float64, eagerly and under jit, so each variant lists only the
+# reductions it needs: all three where the reduction is what is under test, 'none' where the per-element values
+# and gradients are (kinks, extremes, shapes).
+
+ALL, NONE, NONE_MEAN = ("none", "mean", "sum"), ("none",), ("none", "mean")
+
+
+def cases(loss, grad, options=None, **variants):
+    """`grid` cases of `loss` for `variants` (name -> (reductions, arrays)), all differentiating `grad`."""
+    return [
+        case
+        for name, (reductions, arrays) in variants.items()
+        for case in grid(loss, {name: dict(arrays=arrays, grad=grad, options=dict(options or {}))}, reductions)
+    ]
+
+
+# Rows of four classes with scores at +-1e9, +-inf and NaN: a NaN or infinite z only drops or saturates its own
+# terms, as in torch's kernels.
+EXTREME_SCORES = np.array([[1e9, -1e9, 0.5, 3.0], [-1e9, 1e9, 1e9, 0.0], [INF, 0.5, -INF, NAN],
+                           [0.0, INF, 1.0, 2.0], [NAN, 0.0, 1.0, 2.0]])
+
+# multilabel_margin_loss --------------------------------------------------------------------------------------
+# Rows: two targets then -1 (later entries ignored), a duplicate, no target at all, every class a target (no
+# non-target: 0), and a -1 in last place.
+MLM_TARGET = np.array([[0, 2, -1, 1, 3], [3, 3, -1, 0, 0], [-1, 0, 1, 2, 3], [4, 3, 2, 1, 0], [1, 4, 0, 2, -1]])
+# Scores whose differences x[y_j] - x[i] sit exactly on the kink 1, at 0, and on both sides of the kink.
+MLM_TIES = (np.array([[1.0, 0.0, 0.5, -1.0], [2.0, 1.0, 1.0, 1.5], [0.5, -0.5, 0.5, 1.5]]),
+            np.array([[0, -1, 0, 0], [0, 3, -1, 1], [2, 0, -1, 0]]))
+MLM_EXTREME_TARGET = np.array([[0, 2, -1, 0], [0, 3, -1, 1], [0, -1, 0, 0], [0, 2, -1, 0], [0, -1, 0, 0]])
+
+MLM_CASES = cases(
+    "multilabel_margin_loss", ("input",),
+    **{
+        "2d": (ALL, dict(input=normal(5, 5), target=MLM_TARGET)),
+        "1d": (NONE_MEAN, dict(input=normal(5), target=MLM_TARGET[0])),  # a scalar for every reduction
+        "0d": (NONE, dict(input=normal(), target=np.array(0))),
+        "0d_target_1d": (NONE, dict(input=normal(), target=np.array([-1]))),
+        "1class_target_0d": (NONE, dict(input=normal(1), target=np.array(0))),
+        "ties_1e9_inf_nan": (NONE, dict(input=np.concatenate([MLM_TIES[0], EXTREME_SCORES]),
+                                        target=np.concatenate([MLM_TIES[1], MLM_EXTREME_TARGET]))),
+        # torch 2.13 leaves 'mean' and 'sum' of an empty batch uninitialised: see test_empty_batch_reductions.
+        "empty": (NONE, dict(input=normal(0, 4), target=labels(4, 0, 4))),
+    },
+)
+
+# multi_margin_loss -------------------------------------------------------------------------------------------
+MM_2D = dict(input=normal(6, 5), target=labels(5, 6))
+MM_WEIGHT = rng.uniform(0.5, 2.0, 5)
+
+
+def mm_ties(margin):
+    """Rows whose scores put margin - x[y] + x[i] exactly at 0 and on both sides of it, then random rows, with
+    class weights."""
+    row = [1.0, 1.0 - margin, 1.25 - margin, 0.75 - margin, 1.0]
+    return dict(input=np.concatenate([[row, row[::-1], row[1:] + row[:1]], MM_2D["input"]]),
+                target=np.concatenate([[0, 4, 4], MM_2D["target"]]), weight=MM_WEIGHT)
+
+
+MM_CASES = [
+    *cases(
+        "multi_margin_loss", ("input",),
+        **{
+            "2d": (ALL, MM_2D),
+            "1d_target_0d": (NONE, dict(input=normal(5), target=np.array(3))),
+            "1d_target_1d": (NONE, dict(input=normal(5), target=np.array([1]))),
+            "batch1_target_0d": (NONE, dict(input=normal(1, 5), target=np.array(2))),
+            "0d": (NONE, dict(input=normal(), target=np.array(0))),
+            "0d_target_1d": (NONE, dict(input=normal(), target=np.array([0]))),
+            "1e9_inf_nan": (NONE, dict(input=EXTREME_SCORES, target=np.array([0, 3, 0, 2, 1]))),
+            "empty": (NONE, dict(input=normal(0, 4), target=labels(4, 0))),
+        },
+    ),
+    *[
+        case
+        for p, margin, reductions in [(1, 1.0, NONE), (2, 1.0, ALL), (1, 0.0, NONE), (2, -0.5, NONE)]
+        for case in cases("multi_margin_loss", ("input",), dict(p=p, margin=margin),
+                          **{f"p{p}_margin{margin}_weight_ties": (reductions, mm_ties(margin))})
+    ],
+    *cases("multi_margin_loss", ("input",), dict(p=2),
+           p2_weight_1e9_inf_nan=(NONE, dict(input=EXTREME_SCORES, target=np.array([0, 3, 0, 2, 1]),
+                                            weight=np.array([0.5, 1.0, 2.0, 4.0])))),
+]
+
+# margin_ranking_loss -----------------------------------------------------------------------------------------
+# -t (x1 - x2) + margin is exactly 0: elements 0-1 for margin 0.5, 2-3 for margin 0, 4-5 for margin -1.
+MR_KINKS = dict(input1=np.array([1.5, 0.0, 2.0, 1.0, 0.0, 1.0, 3.0]),
+                input2=np.array([1.0, 0.5, 2.0, 1.0, 0.5, 0.0, 1.0]),
+                target=np.array([1.0, -1.0, 0.5, 1.0, 2.0, -1.0, -0.5]))
+MR_GRAD = ("input1", "input2", "target")
+
+MR_CASES = [
+    *cases(
+        "margin_ranking_loss", MR_GRAD,
+        **{
+            "1d": (ALL, dict(input1=normal(6), input2=normal(6), target=np.sign(normal(6)))),
+            "2d_target_any_value": (NONE, dict(input1=normal(4, 3), input2=normal(4, 3), target=normal(4, 3))),
+            "0d": (NONE, dict(input1=normal(), input2=normal(), target=np.array(-1.0))),
+            "broadcast": (NONE_MEAN, dict(input1=normal(4, 1), input2=normal(1, 3), target=np.ones((1, 1)))),
+            # inf - inf: a NaN loss, with input gradients 0 and a NaN target gradient, as torch's.
+            "1e9_inf_nan": (NONE, dict(input1=np.array([1e9, -1e9, INF, -INF, 0.0, INF, NAN]),
+                                       input2=np.array([-1e9, 1e9, 0.0, 1.0, INF, INF, 0.0]),
+                                       target=np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0]))),
+            "empty": (ALL, dict(input1=normal(0, 3), input2=normal(0, 3), target=normal(0, 3))),
+        },
+    ),
+    *[
+        case
+        for margin in (0.5, 0.0, -1.0)
+        for case in cases("margin_ranking_loss", MR_GRAD, dict(margin=margin),
+                          **{f"margin{margin}_kinks": (NONE, MR_KINKS)})
+    ],
+    *cases("margin_ranking_loss", ("input1", "input2"),
+           int_target=(NONE, dict(input1=normal(6), input2=normal(6), target=labels(2, 6) * 2 - 1))),
+]
+
+# hinge_embedding_loss ----------------------------------------------------------------------------------------
+# Targets 1, -1 and other values (0, 2: both terms).
+HE_TARGET = np.array([1.0, -1.0, 0.0, 2.0, -1.0, 1.0, -1.0, 0.0])
+HE_GRAD = ("input", "target")
+
+
+def he_kinks(margin):
+    """Inputs exactly on the kink x == margin for each kind of target, then on both sides of it."""
+    return dict(input=np.array([margin, margin, margin, margin, margin - 0.5, margin + 0.5, margin + 0.5, -0.5]),
+                target=HE_TARGET)
+
+
+HE_CASES = [
+    *cases(
+        "hinge_embedding_loss", HE_GRAD,
+        **{
+            "1d": (ALL, dict(input=normal(8), target=HE_TARGET)),
+            "2d": (NONE, dict(input=normal(4, 3), target=np.sign(normal(4, 3)))),
+            "0d": (NONE, dict(input=normal(), target=np.array(-1.0))),
+            "broadcast_target": (NONE, dict(input=normal(4, 3), target=np.array([1.0, -1.0, 0.0]))),
+            "broadcast_up": (NONE_MEAN, dict(input=normal(4, 3), target=np.array([[[1.0], [-1.0], [1.0], [-1.0]]]))),
+            "1e9_inf_nan": (NONE, dict(
+                input=np.array([1e9, -1e9, 1e9, -1e9, INF, -INF, INF, -INF, INF, -INF, NAN, NAN]),
+                target=np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 0.0, 0.0, 1.0, -1.0]))),
+            "empty": (ALL, dict(input=normal(0, 3), target=normal(0, 3))),
+        },
+    ),
+    *[
+        case
+        for margin in (1.0, 0.0, -1.0)
+        for case in cases("hinge_embedding_loss", HE_GRAD, dict(margin=margin),
+                          **{f"margin{margin}_kinks": (NONE, he_kinks(margin))})
+    ],
+    *cases("hinge_embedding_loss", ("input",), int_target=(NONE, dict(input=normal(6), target=labels(3, 6) - 1))),
+]
+
+CASES = MLM_CASES + MM_CASES + MR_CASES + HE_CASES
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_parity(case, dtype, mode):
+    check_parity(case, dtype, mode)
+
+
+LOW_PRECISION_CASES = [c for c in CASES if c.id in {
+    "multilabel_margin_loss-2d-mean", "multi_margin_loss-p2_margin1.0_weight_ties-mean",
+    "margin_ranking_loss-margin0.5_kinks-none", "hinge_embedding_loss-margin1.0_kinks-none",
+}]
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION)
+@pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=str)
+def test_low_precision(case, dtype):
+    check_low_precision(case, dtype)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", cases("margin_ranking_loss", (), dict(margin=1.0), integers=(
+    NONE_MEAN, dict(input1=labels(5, 6), input2=labels(5, 6), target=labels(2, 6) * 2 - 1))), ids=str)
+def test_margin_ranking_integer_inputs(case, mode):
+    """Integer inputs give a float32 loss, as torch's; in float32 only, since torch's result is float32 even
+    where the harness's float64 run expects float64."""
+    check_parity(case, "f32", mode)
+
+
+@pytest.mark.parametrize("loss, input, target", [
+    ("multilabel_margin_loss", np.zeros((0, 4)), np.zeros((0, 4), int)),
+    ("multi_margin_loss", np.zeros((0, 4)), np.zeros(0, int)),
+])
+def test_empty_batch_reductions(loss, input, target):
+    """torch 2.13 returns uninitialised memory here; jaxloss follows the rule of every other loss (and of
+    torch's own empty reductions): 'mean' is NaN, 'sum' 0, and the gradient is empty."""
+    fn = getattr(F, loss)
+    assert np.isnan(fn(jnp.asarray(input), jnp.asarray(target)))
+    assert fn(jnp.asarray(input), jnp.asarray(target), reduction="sum") == 0
+    assert torch.nn.functional.mse_loss(torch.zeros(0), torch.zeros(0)).isnan()  # torch's rule, for the record
+    grad = jax.grad(lambda x: fn(x, jnp.asarray(target), reduction="sum"))(jnp.asarray(input, jnp.float32))
+    assert grad.shape == input.shape
+
+
+def test_multi_margin_weight_gradient():
+    """torch refuses to differentiate `weight`; jaxloss gives the plain derivative: d mean / d w[k] is the sum of
+    the unweighted losses of the samples of class k, over N."""
+    x, y = MM_2D["input"], MM_2D["target"]
+    for p in (1, 2):
+        unweighted = torch.nn.functional.multi_margin_loss(torch.tensor(x), torch.tensor(y), p=p, reduction="none")
+        expected = np.bincount(y, weights=unweighted.numpy(), minlength=5) / len(y)
+        with jax.enable_x64(True):
+            grad = jax.grad(lambda w: F.multi_margin_loss(jnp.asarray(x), jnp.asarray(y), p=p, weight=w))(
+                jnp.asarray(MM_WEIGHT))
+        np.testing.assert_allclose(grad, expected, rtol=1e-12)
+
+
+def test_dtype_promotion():
+    """Results in torch's dtype: margin_ranking promotes all three operands, hinge_embedding keeps the input's.
+    multi_margin promotes input and weight (torch requires equal dtypes there: a deliberate leniency)."""
+    f32, f64 = np.array([1.0, 2.0], np.float32), np.array([3.0, 1.0])
+    sign = np.array([1.0, -1.0])
+    with jax.enable_x64(True):
+        calls = [
+            ("margin_ranking_loss", (f32, f64, sign.astype(np.float32)), {}),
+            ("margin_ranking_loss", (f32, f32, sign), {}),
+            ("margin_ranking_loss", (f32.astype(np.float16), f32.astype(np.float16), np.array([1, -1])), {}),
+            ("margin_ranking_loss", (np.array([1, 2]), np.array([3, 1]), np.array([1, -1])), dict(margin=0.5)),
+            ("hinge_embedding_loss", (f32, sign), {}),
+            ("hinge_embedding_loss", (f64, sign.astype(np.float32)), {}),
+            ("hinge_embedding_loss", (f32, np.array([True, False])), {}),
+        ]
+        for loss, arrays, options in calls:
+            expected = getattr(torch.nn.functional, loss)(*map(torch.tensor, arrays), **options, reduction="none")
+            value = getattr(F, loss)(*map(jnp.asarray, arrays), **options, reduction="none")
+            assert value.dtype == np.dtype(str(expected.dtype).removeprefix("torch.")), (loss, arrays)
+            np.testing.assert_allclose(np.asarray(value, np.float64), expected.double().numpy(), rtol=1e-6)
+        x = jnp.asarray(MM_2D["input"], jnp.float32)
+        value = F.multi_margin_loss(x, jnp.asarray(MM_2D["target"]), weight=jnp.asarray(MM_WEIGHT))
+        assert value.dtype == jnp.float64
+        expected = torch.nn.functional.multi_margin_loss(
+            torch.tensor(np.asarray(x), dtype=torch.float64), torch.tensor(MM_2D["target"]),
+            weight=torch.tensor(MM_WEIGHT))
+        np.testing.assert_allclose(value, expected.numpy(), rtol=1e-12)
+
+
+def test_margin_ranking_is_optax_hinge_with_zero_input2():
+    x, t = jnp.asarray(normal(6), jnp.float32), jnp.asarray(np.sign(normal(6)), jnp.float32)
+    value = F.margin_ranking_loss(x, jnp.zeros(6), t, margin=1.0, reduction="none")
+    np.testing.assert_allclose(value, optax.losses.hinge_loss(x, t), rtol=1e-6)
+
+
+def test_vmap():
+    """vmap over a leading axis equals the per-item calls, with a value check that cannot fire (NaN instead)."""
+    x = jnp.asarray(normal(3, 4, 5), jnp.float32)
+    y = jnp.asarray(labels(5, 3, 4))
+    y_bad = y.at[1, 2].set(5)
+    value = jax.vmap(lambda x, y: F.multi_margin_loss(x, y, p=2))(x, y_bad)
+    expected = [F.multi_margin_loss(x[i], y[i], p=2) for i in (0, 2)]
+    np.testing.assert_allclose(value[np.array([0, 2])], expected, rtol=1e-6)
+    assert np.isnan(value[1])
+    grads = jax.vmap(jax.grad(lambda x, y: F.multi_margin_loss(x, y)))(x, y)
+    expected = np.stack([jax.grad(F.multi_margin_loss)(x[i], y[i]) for i in range(3)])
+    np.testing.assert_allclose(grads, expected, rtol=1e-6)
+    targets = jnp.asarray(np.broadcast_to(MLM_TARGET[:4, :5], (3, 4, 5)))
+    value = jax.vmap(lambda x, y: F.multilabel_margin_loss(x, y, reduction="none"))(x, targets)
+    expected = np.stack([F.multilabel_margin_loss(x[i], targets[i], reduction="none") for i in range(3)])
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    x1, x2, t = (jnp.asarray(normal(3, 4), jnp.float32) for _ in range(3))
+    value = jax.vmap(F.margin_ranking_loss)(x1, x2, t)
+    np.testing.assert_allclose(value, [F.margin_ranking_loss(x1[i], x2[i], t[i]) for i in range(3)], rtol=1e-6)
+    value = jax.vmap(F.hinge_embedding_loss)(x1, jnp.sign(t))
+    np.testing.assert_allclose(value, [F.hinge_embedding_loss(x1[i], jnp.sign(t[i])) for i in range(3)], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input
+
+X = jnp.ones((2, 4))
+MLM_Y = jnp.array([[0, -1, 0, 0], [1, 2, -1, 0]])
+MM_Y = jnp.array([0, 3])
+
+
+@pytest.mark.parametrize("loss", ["multilabel_margin_loss", "multi_margin_loss"])
+def test_class_losses_bad_input(loss):
+    fn, y = getattr(F, loss), {"multilabel_margin_loss": MLM_Y, "multi_margin_loss": MM_Y}[loss]
+    check_raises(lambda: fn(X, y, reduction="batchmean"), ValueError, f"^{loss}: `reduction` must be one of")
+    check_raises(lambda: fn(X, y.astype(jnp.float32)), TypeError, f"^{loss}: `target` must be an integer array")
+    check_raises(lambda: fn(X, y.astype(bool)), TypeError, f"^{loss}: `target` must be an integer array")
+    check_raises(lambda: fn(X.astype(jnp.int32), y), TypeError, f"^{loss}: `input` must be a floating-point")
+    for shape in [(2, 2, 4), (3, 0), (0,), (0, 0)]:
+        check_raises(lambda: fn(jnp.ones(shape), y), ValueError, f"^{loss}: `input` must be 0-dim, a non-empty")
+
+
+def test_multilabel_margin_bad_target_shape():
+    match = "^multilabel_margin_loss: `target` must hold"
+    check_raises(lambda: F.multilabel_margin_loss(X, MLM_Y[:, :3]), ValueError, match)
+    check_raises(lambda: F.multilabel_margin_loss(X, MLM_Y.reshape(-1)), ValueError, match)
+    check_raises(lambda: F.multilabel_margin_loss(X[0], MLM_Y[:1]), ValueError, match)
+    check_raises(lambda: F.multilabel_margin_loss(X[:1], MLM_Y[0]), ValueError, match)
+    check_raises(lambda: F.multilabel_margin_loss(X[0, 0], jnp.array([0, 0])), ValueError, match)
+
+
+def test_multi_margin_bad_options():
+    name = "^multi_margin_loss: "
+    for p in (0, 3, "1", 1.5):
+        check_raises(lambda: F.multi_margin_loss(X, MM_Y, p=p), ValueError, name + "`p` must be 1 or 2")
+    check_raises(lambda: F.multi_margin_loss(X, MM_Y, margin=None), TypeError, name + "`margin` must be a real number")
+    for weight in (jnp.ones((1, 4)), jnp.ones(()), jnp.ones(3)):
+        check_raises(lambda: F.multi_margin_loss(X, MM_Y, weight=weight), ValueError, name + "`weight` must be one-dim")
+    check_raises(lambda: F.multi_margin_loss(X, MM_Y, weight=jnp.ones(4, int)), TypeError,
+                 name + "`weight` must be a floating")
+    for target in (MM_Y[:, None], MM_Y[:1], jnp.array([0, 1, 2]), MM_Y[0]):
+        check_raises(lambda: F.multi_margin_loss(X, target), ValueError, name + "`target` must hold one class index")
+    check_raises(lambda: F.multi_margin_loss(X[0], MM_Y), ValueError, name + "`target` must hold one class index")
+
+
+def test_torch_also_rejects():
+    """The static errors above mirror errors of torch (checked here so that a change in torch shows)."""
+    tf = torch.nn.functional
+    x = torch.ones(2, 4)
+    rejected = [
+        lambda: tf.multilabel_margin_loss(x, torch.tensor(np.asarray(MLM_Y))[:, :3]),
+        lambda: tf.multilabel_margin_loss(torch.ones(3, 0), torch.zeros(3, 0, dtype=torch.long)),
+        lambda: tf.multilabel_margin_loss(x, torch.tensor(np.asarray(MLM_Y)).double()),
+        lambda: tf.multi_margin_loss(x, torch.tensor([0, 3]), p=3),
+        lambda: tf.multi_margin_loss(x, torch.tensor([0, 3]), weight=torch.ones(3)),
+        lambda: tf.multi_margin_loss(x, torch.tensor([[0], [3]])),
+        lambda: tf.multi_margin_loss(torch.ones(2, 2, 4), torch.tensor([0, 3])),
+        lambda: tf.margin_ranking_loss(torch.ones(4), torch.ones(4), torch.ones(())),
+        lambda: tf.margin_ranking_loss(torch.ones(4), torch.ones(3), torch.ones(4)),
+        lambda: tf.hinge_embedding_loss(torch.ones(4), torch.ones(3)),
+        lambda: tf.hinge_embedding_loss(torch.ones(4, dtype=torch.long), torch.ones(4), reduction="mean"),
+    ]
+    for call in rejected:
+        with pytest.raises((RuntimeError, ValueError, NotImplementedError)):
+            call()
+
+
+@pytest.mark.parametrize("loss, target, bad_rows", [
+    ("multilabel_margin_loss", MLM_Y.at[1, 0].set(4), [1]),
+    ("multilabel_margin_loss", MLM_Y.at[0, 0].set(-2), [0]),
+    ("multilabel_margin_loss", MLM_Y.at[0, 3].set(9), [0]),  # after the -1: torch checks it too
+    ("multi_margin_loss", MM_Y.at[1].set(4), [1]),
+    ("multi_margin_loss", MM_Y.at[0].set(-1), [0]),
+])
+def test_target_out_of_range(loss, target, bad_rows):
+    """A value check: eager calls (and eager grad) raise; under jit the bad samples' losses are NaN."""
+    fn = getattr(F, loss)
+    x = jnp.asarray(normal(2, 4), jnp.float32)
+    match = f"^{loss}: `target` must hold class indices in"
+    with pytest.raises(ValueError, match=match):
+        fn(x, target)
+    with pytest.raises(ValueError, match=match):
+        jax.grad(fn)(x, target)
+    with pytest.raises(RuntimeError, match="out of range"):
+        getattr(torch.nn.functional, loss)(torch.tensor(np.asarray(x)), torch.tensor(np.asarray(target)).long())
+    per_sample = jax.jit(lambda x, y: fn(x, y, reduction="none"))(x, target)
+    assert np.isnan(per_sample[np.asarray(bad_rows)]).all()
+    assert np.isfinite(np.delete(per_sample, bad_rows)).all()
+    assert np.isnan(jax.jit(fn)(x, target))
+    # Unbatched: the value check fires too.
+    with pytest.raises(ValueError, match=match):
+        fn(x[bad_rows[0]], target[bad_rows[0]])
+
+
+def test_margin_ranking_bad_input():
+    name = "^margin_ranking_loss: "
+    x = jnp.ones(4)
+    same_ndim = name + "`input1`, `input2` and `target` must have the same number of dimensions"
+    check_raises(lambda: F.margin_ranking_loss(x, x, jnp.ones(())), ValueError, same_ndim)
+    check_raises(lambda: F.margin_ranking_loss(x, x[None], x), ValueError, same_ndim)
+    check_raises(lambda: F.margin_ranking_loss(x, jnp.ones(3), x), ValueError, name + "shapes do not broadcast")
+    check_raises(lambda: F.margin_ranking_loss(x, x, x > 0), TypeError, name + "`target` must be a floating-point")
+    check_raises(lambda: F.margin_ranking_loss(x, x, x, reduction="avg"), ValueError, name + "`reduction` must be")
+    check_raises(lambda: F.margin_ranking_loss(x, x, x, margin=None), TypeError, name + "`margin` must be a real")
+
+
+def test_hinge_embedding_bad_input():
+    name = "^hinge_embedding_loss: "
+    x = jnp.ones(4)
+    for reduction in ("none", "mean", "sum"):  # torch: int64 for 'none'/'sum'; jaxloss: TypeError for all
+        check_raises(lambda: F.hinge_embedding_loss(x.astype(jnp.int32), x, reduction=reduction), TypeError,
+                     name + "`input` must be a floating-point")
+    check_raises(lambda: F.hinge_embedding_loss(x, x.astype(jnp.complex64)), TypeError,
+                 name + "`target` must be a boolean")
+    check_raises(lambda: F.hinge_embedding_loss(x, jnp.ones(3)), ValueError, name + "shapes do not broadcast")
+    check_raises(lambda: F.hinge_embedding_loss(x, x, reduction="batchmean"), ValueError, name + "`reduction` must be")
+    check_raises(lambda: F.hinge_embedding_loss(x, x, margin=None), TypeError, name + "`margin` must be a real number")
