@@ -1,0 +1,413 @@
+"""Classification losses: cross_entropy, nll_loss.
+
+Both reduce per-position losses built by `index_losses` (class-index targets) or `_probability_losses`
+(cross_entropy's class-probability targets). `class_axis`, `check_index_target`, `check_class_weight`,
+`index_losses`, `IndexLosses` and `reduce_index_losses` are meant for reuse by other modules (a fused
+`linear_cross_entropy` computes logits chunk by chunk and feeds them to `index_losses`).
+"""
+
+import functools
+import math
+import operator
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxloss import _checks
+from jaxloss._reduction import reduce
+
+
+def class_axis(loss: str, input_shape: tuple[int, ...], axis) -> int:
+    """The non-negative class axis of an input of `input_shape`.
+
+    Args:
+      loss: the loss's name, for error messages.
+      input_shape: the input's shape.
+      axis: None for torch's layout (axis 1, or 0 for a 1-D unbatched input), else any valid axis.
+
+    Raises:
+      ValueError: the input is 0-dim, or `axis` is not an axis of it.
+    """
+    ndim = len(input_shape)
+    if ndim == 0:
+        raise ValueError(f"{loss}: `input` must have at least 1 dimension (the classes); got shape ().")
+    if axis is None:
+        return 0 if ndim == 1 else 1
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{loss}: `axis` must be an int or None; got {axis!r}.") from None
+    _checks.check_option(loss, "axis", axis, -ndim <= axis < ndim, f"an axis of `input` (ndim {ndim})")
+    return axis % ndim
+
+
+def check_index_target(loss: str, input_shape: tuple[int, ...], target, axis: int) -> None:
+    """Checks a class-index target: an integer array (any width, signed or not) of `input_shape` without the
+    class `axis`.
+
+    (torch's forward also takes a target of shape ``(1,)`` for an unbatched ``(C,)`` input, but its backward
+    then fails with "size mismatch": jaxloss rejects that shape up front.)
+
+    Raises:
+      TypeError: `target` is not an integer array.
+      ValueError: its shape does not match.
+    """
+    _checks.check_index_dtype(loss, "target", target)
+    expected = input_shape[:axis] + input_shape[axis + 1 :]
+    if target.shape != expected:
+        raise ValueError(
+            f"{loss}: `target` of class indices must have shape {expected} (`input`'s shape {input_shape} "
+            f"without its class axis {axis}); got {target.shape}."
+        )
+
+
+def check_class_weight(loss: str, weight, num_classes: int) -> None:
+    """Raises `ValueError` unless `weight` is None or has shape ``(C,)``, one weight per class."""
+    if weight is not None and jnp.shape(weight) != (num_classes,):
+        raise ValueError(
+            f"{loss}: `weight` must have shape ({num_classes},), one weight per class; got {jnp.shape(weight)}."
+        )
+
+
+def _equal_or_false(target: jax.Array, value: int) -> jax.Array:
+    """``target == value``, all False when `value` does not fit `target`'s integer dtype (no overflow)."""
+    info = jnp.iinfo(target.dtype)
+    if info.min <= value <= info.max:
+        return target == value
+    return jnp.zeros(target.shape, bool)
+
+
+def _at_least(target: jax.Array, value: int) -> jax.Array:
+    """``target >= value``, all False when `value` exceeds `target`'s integer dtype (no overflow)."""
+    if value <= jnp.iinfo(target.dtype).max:
+        return target >= value
+    return jnp.zeros(target.shape, bool)
+
+
+def _per_class(label_smoothing: float, num_classes: int) -> float:
+    """``ε / C``, as torch computes it in double precision: infinite without classes (C = 0)."""
+    return label_smoothing / num_classes if num_classes else math.inf
+
+
+class IndexLosses(NamedTuple):
+    """Per-position parts of the loss of class-index targets (see `index_losses`), each of the target's shape.
+
+    Attributes:
+      nll: ``w_t · (−lp_t)``; 0 where the target is ignored, NaN where it is out of range.
+      smooth: ``Σ_c w_c · (−lp_c)``, the label-smoothing term; 0 where ignored. None without smoothing.
+      weights: ``w_t``, the weight each position adds to ``'mean'``'s denominator; 0 where ignored.
+      out_of_range: True where the target is neither `ignore_index` nor a class in ``[0, C)``.
+    """
+
+    nll: jax.Array
+    smooth: jax.Array | None
+    weights: jax.Array
+    out_of_range: jax.Array
+
+
+def _class_sum(values: jax.Array, weight, axis: int) -> jax.Array:
+    """``Σ_c w_c · values_c`` over `axis` (``Σ_c values_c`` without `weight`).
+
+    With a weight this is a dot product at full float32 precision (no TF32 on GPUs): on CPU it is several
+    times faster than a broadcast product and a reduction, forward and backward.
+    """
+    if weight is None:
+        return jnp.sum(values, axis)
+    return jnp.tensordot(values, weight, axes=([axis], [0]), precision=jax.lax.Precision.HIGHEST)
+
+
+def index_losses(
+    scores, target, weight=None, *, normalize: bool, ignore_index: int, with_smoothing: bool, axis: int
+) -> IndexLosses:
+    r"""Per-position loss parts of class-index targets; `reduce_index_losses` mixes and reduces them as torch.
+
+    For every position (every element of `target`), with ``t`` its target class, ``lp`` its log-probabilities
+    (the classes along `axis`) and ``w`` the class weights (1 without `weight`), the parts are
+    ``nll = w_t · (−lp_t)``, ``smooth = Σ_c w_c · (−lp_c)`` and ``weights = w_t``, all 0 where
+    ``t == ignore_index``. Where ``t`` is neither `ignore_index` nor in ``[0, C)``, `nll` is NaN and
+    `out_of_range` True (the gather itself reads class 0 there).
+
+    With `normalize`, `scores` are logits and ``lp = log_softmax(scores)``, computed as
+    ``(x − m) − log Σ exp(x − m)`` with the maximum ``m`` held constant (it cancels from the gradient): the
+    normalizer is computed once and the log-probabilities are never materialised; the target's score is
+    gathered from the logits themselves, so the gradient is one scatter plus the softmax term, and the
+    smoothing term is ``Σ_c w_c (x_c − m) − Σ_c w_c · log Σ exp(x − m)`` (both sums of one sign: no
+    cancellation). Without `normalize`, `scores` are the log-probabilities (`nll_loss`'s input).
+
+    No one-hot anywhere: a gather along `axis`, a gather of the target's weight, and a reduction (a dot
+    product with the weights) over the classes for smoothing. The autodiff gradient is torch's hand-written
+    one, including 0 at ignored positions whatever the cotangent (an all-ignored ``'mean'`` is NaN with an
+    all-zero gradient; a zero total weight gives NaN, as in torch).
+
+    A caller that chunks the positions (e.g. a fused linear cross-entropy) can sum each part over each chunk
+    and hand the stacked per-chunk sums to `reduce_index_losses` with ``'sum'`` or ``'mean'``.
+
+    Args:
+      scores: floating array with the classes along `axis`, in the computation dtype: logits with
+        `normalize`, log-probabilities without.
+      target: integer array (any width) of `scores`' shape without `axis` (see `check_index_target`).
+      weight: optional ``(C,)`` class weights of `scores`' dtype.
+      normalize: whether `scores` are logits (True) or log-probabilities (False).
+      ignore_index: the target value to skip; any int.
+      with_smoothing: whether to compute the `smooth` part (torch computes it only for ε > 0).
+      axis: the non-negative class axis of `scores`.
+
+    Returns:
+      The `IndexLosses` parts.
+    """
+    num_classes = scores.shape[axis]
+    ignored = _equal_or_false(target, ignore_index)
+    out_of_range = ~ignored & ((target < 0) | _at_least(target, num_classes))
+    safe = jnp.where(ignored | out_of_range, 0, target)  # a valid class to gather from at skipped positions
+    target_scores = jnp.take_along_axis(
+        scores, jnp.expand_dims(safe, axis), axis=axis, mode="promise_in_bounds"
+    ).squeeze(axis)
+    if normalize:
+        shift = jax.lax.stop_gradient(jnp.max(scores, axis, keepdims=True, initial=-jnp.inf))
+        shifted = scores - shift  # NaN in rows with a +inf logit or only -inf logits, as in torch
+        log_normalizer = jnp.log(jnp.sum(jnp.exp(shifted), axis))
+        target_log_probs = (target_scores - shift.squeeze(axis)) - log_normalizer
+    else:
+        shifted, target_log_probs = scores, target_scores
+    if weight is None:
+        nll = -target_log_probs
+        weights = jnp.where(ignored, 0, 1).astype(scores.dtype)
+    else:
+        target_weights = weight.at[safe].get(mode="promise_in_bounds")
+        nll = -target_weights * target_log_probs
+        weights = jnp.where(ignored, 0, target_weights)
+    # Masking with `where` (not a product) gives ignored positions a zero gradient even for an infinite
+    # cotangent (an all-ignored 'mean' divides by 0) or infinite log-probabilities.
+    nll = _checks.nan_where(out_of_range, jnp.where(ignored, 0, nll))
+    smooth = None
+    if with_smoothing:
+        class_sum = _class_sum(shifted, weight, axis)
+        if normalize:
+            class_sum = class_sum - log_normalizer * (num_classes if weight is None else jnp.sum(weight))
+        smooth = jnp.where(ignored, 0, -class_sum)
+    return IndexLosses(nll, smooth, weights, out_of_range)
+
+
+def reduce_index_losses(parts: IndexLosses, reduction: str, label_smoothing: float, num_classes: int) -> jax.Array:
+    """torch's reduction of `index_losses`' parts: ``(1 − ε) · R(nll) + ε / C · R(smooth)``.
+
+    ``R`` is the reduction: ``'none'`` keeps the positions, ``'sum'`` sums them, ``'mean'`` divides the sum by
+    the total weight ``Σ weights`` of the kept targets. Each part is reduced on its own before they are mixed,
+    as in torch: a zero total weight gives NaN (0 / 0 in the `nll` part) even where the smoothing part is
+    positive.
+    """
+
+    def reduce_part(values):
+        if reduction == "mean":
+            return jnp.sum(values) / jnp.sum(parts.weights)  # 0 / 0 = NaN when all targets are ignored
+        return reduce(values, reduction)
+
+    loss = reduce_part(parts.nll)
+    if parts.smooth is None:
+        return loss
+    return (1 - label_smoothing) * loss + _per_class(label_smoothing, num_classes) * reduce_part(parts.smooth)
+
+
+def _probability_losses(log_probs, target, weight, label_smoothing: float, axis: int) -> jax.Array:
+    r"""Per-position losses of class-probability targets: ``-Σ_c w_c p_c lp_c``, with ``p`` mixed with the
+    uniform distribution, ``p (1 - ε) + ε / C``, under label smoothing (torch's order of products)."""
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + _per_class(label_smoothing, log_probs.shape[axis])
+    return -_class_sum(log_probs * target, weight, axis)
+
+
+def _int_option(loss: str, name: str, value) -> int:
+    """`value` as a Python int, or `TypeError`."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{loss}: `{name}` must be an int; got {value!r}.") from None
+
+
+def _label_smoothing(value) -> float:
+    """torch's ε: at most 1, and values <= 0 (or NaN) mean no smoothing at all (torch 2.13 ignores them)."""
+    smoothing = _checks.float_option("cross_entropy", "label_smoothing", value)
+    _checks.check_option("cross_entropy", "label_smoothing", value, not smoothing > 1, "at most 1.0")
+    return smoothing if smoothing > 0 else 0.0
+
+
+def _out_of_range_message(num_classes: int, ignore_index: int) -> str:
+    return f"`target` must hold class indices in [0, {num_classes}) or `ignore_index` ({ignore_index})"
+
+
+@functools.partial(jax.jit, static_argnames=("ignore_index", "reduction", "label_smoothing", "axis"))
+def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, axis):
+    """cross_entropy's checks and fused computation; returns ``(loss, failures)``."""
+    name = "cross_entropy"
+    _checks.check_reduction(name, reduction)
+    ignore_index = _int_option(name, "ignore_index", ignore_index)
+    label_smoothing = _label_smoothing(label_smoothing)
+    input_dtype = _checks.floating_dtype(name, input=input)
+    axis = class_axis(name, input.shape, axis)
+    num_classes = input.shape[axis]
+
+    if target.shape == input.shape:  # class probabilities, as torch decides: by shape alone
+        if not jnp.issubdtype(target.dtype, jnp.floating):
+            raise TypeError(
+                f"{name}: a `target` of `input`'s shape {input.shape} holds class probabilities and must be "
+                f"floating-point; got dtype {target.dtype}."
+            )
+        _checks.check_option(
+            name, "ignore_index", ignore_index, ignore_index < 0,
+            "negative (unused) with class-probability targets, as in torch",
+        )
+        check_class_weight(name, weight, num_classes)
+        # torch promotes here, integer weights included (`input` and `target` are floating by now).
+        dtype = _checks.floating_dtype(name, integers_to_float32=True, input=input, target=target, weight=weight)
+        input, target, weight = _checks.cast_for_computation(dtype, input, target, weight)
+        losses = _probability_losses(jax.nn.log_softmax(input, axis), target, weight, label_smoothing, axis)
+        if reduction == "mean":
+            # Divide by the number of positions; torch gives NaN for any empty input (even with C = 0).
+            loss = jnp.sum(losses) / (losses.size if input.size else 0)
+        else:
+            loss = reduce(losses, reduction)
+        return loss.astype(dtype), {}
+
+    index_shape = input.shape[:axis] + input.shape[axis + 1 :]
+    if jnp.issubdtype(target.dtype, jnp.inexact) and target.shape != index_shape:
+        raise ValueError(
+            f"{name}: `target` must be class indices of shape {index_shape} or class probabilities of "
+            f"`input`'s shape {input.shape}; got a {target.dtype} array of shape {target.shape}."
+        )
+    check_index_target(name, input.shape, target, axis)
+    check_class_weight(name, weight, num_classes)
+    if weight is not None:  # torch's class-index kernels do not promote
+        _checks.check_same_dtype(name, "input", input, "weight", weight)
+    input, weight = _checks.cast_for_computation(input_dtype, input, weight)
+    parts = index_losses(
+        input, target, weight, normalize=True, ignore_index=ignore_index, with_smoothing=label_smoothing > 0,
+        axis=axis,
+    )
+    loss = reduce_index_losses(parts, reduction, label_smoothing, num_classes).astype(input_dtype)
+    return loss, {_out_of_range_message(num_classes, ignore_index): jnp.any(parts.out_of_range)}
+
+
+def cross_entropy(
+    input, target, weight=None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
+    *, axis: int | None = None,
+) -> jax.Array:
+    r"""Cross-entropy of logits, as `torch.nn.functional.cross_entropy`.
+
+    With ``lp = log_softmax(input)`` over the class axis, ``C`` classes, class weights ``w`` (1 without
+    `weight`) and ε = `label_smoothing`, the loss at each position is
+
+    * for class-index targets ``t`` (skipped where ``t == ignore_index``):
+
+      .. math:: \ell = (1 - ε)\,(-w_t\,lp_t) + \frac{ε}{C} \sum_c (-w_c\,lp_c)
+
+      and ``'mean'`` divides the sum by the total weight ``Σ w_t`` of the targets that are not ignored (their
+      number without `weight`). All targets ignored (or a zero total weight) gives NaN, as in torch; the
+      gradient of an all-ignored batch is all zeros.
+    * for class-probability targets ``p`` (a floating `target` of `input`'s shape):
+
+      .. math:: \ell = -\sum_c w_c\,\big(p_c (1 - ε) + ε / C\big)\,lp_c
+
+      and ``'mean'`` divides by the number of positions, never by a weight sum. The gradient flows into
+      `target` too. Probabilities are not checked to be normalised (neither does torch).
+
+    torch's reading of the target: a `target` of exactly `input`'s shape holds probabilities, any other
+    shape class indices. Like torch 2.13, ``label_smoothing <= 0`` (or NaN) means no smoothing. Unlike torch
+    (int64 and uint8 only), class indices of any integer dtype are accepted.
+
+    Gradients are torch's: the softmax minus the (smoothed, weighted) target, 0 at ignored positions, NaN
+    where torch's backward divides by a zero total weight. `weight` gets JAX's ordinary gradient (torch
+    refuses to differentiate it).
+
+    Differences from `optax.softmax_cross_entropy_with_integer_labels`: torch's layout (classes on axis 1
+    unless `axis` says otherwise), `weight`, `ignore_index`, `label_smoothing` and the reductions built in.
+
+    Class indices outside ``[0, C)`` other than `ignore_index` raise `ValueError` eagerly; under `jax.jit`
+    or `jax.vmap`, where values are unknown, the loss is NaN at those positions (and so ``'mean'``/``'sum'``
+    are NaN).
+
+    Args:
+      input: logits of shape ``(N, C)``, ``(N, C, d1, ..., dk)`` or unbatched ``(C,)`` (classes on `axis`).
+      target: class indices of `input`'s shape without the class axis (``(N,)``, ``(N, d1, ..., dk)`` or
+        ``()``), any integer dtype; or class probabilities of `input`'s shape, floating.
+      weight: optional ``(C,)`` class weights; with class indices it must have `input`'s dtype (as in torch),
+        with probabilities it takes part in the dtype promotion.
+      ignore_index: target value whose positions are skipped (any int). With probability targets it must stay
+        negative (torch rejects any value >= 0).
+      reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
+      label_smoothing: ε, at most 1.
+      axis: keyword-only jaxloss extra: the class axis. None is torch's layout (1, or 0 for a 1-D `input`);
+        e.g. ``axis=-1`` takes channels-last logits ``(N, ..., C)`` with a ``(N, ...)`` target, no transpose.
+
+    Returns:
+      The per-position losses (`target`'s shape, or `input`'s without the class axis) for ``'none'``, else a
+      scalar; in `input`'s dtype (promoted with a probability target's and `weight`'s dtype).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss.functional import cross_entropy
+      >>> cross_entropy(jnp.array([[0.1, 0.2, 0.3]]), jnp.array([1]))
+      Array(1.1019..., dtype=float32)
+    """
+    return _checks.raise_failed(
+        "cross_entropy", *_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, axis)
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("ignore_index", "reduction", "axis"))
+def _nll_loss(input, target, weight, ignore_index, reduction, axis):
+    """nll_loss's checks and fused computation; returns ``(loss, failures)``."""
+    name = "nll_loss"
+    _checks.check_reduction(name, reduction)
+    ignore_index = _int_option(name, "ignore_index", ignore_index)
+    dtype = _checks.floating_dtype(name, input=input)
+    axis = class_axis(name, input.shape, axis)
+    check_index_target(name, input.shape, target, axis)
+    check_class_weight(name, weight, input.shape[axis])
+    if weight is not None:  # torch's kernel does not promote
+        _checks.check_same_dtype(name, "input", input, "weight", weight)
+    input, weight = _checks.cast_for_computation(dtype, input, weight)
+    parts = index_losses(
+        input, target, weight, normalize=False, ignore_index=ignore_index, with_smoothing=False, axis=axis
+    )
+    loss = reduce_index_losses(parts, reduction, 0.0, input.shape[axis]).astype(dtype)
+    return loss, {_out_of_range_message(input.shape[axis], ignore_index): jnp.any(parts.out_of_range)}
+
+
+def nll_loss(
+    input, target, weight=None, ignore_index: int = -100, reduction: str = "mean", *, axis: int | None = None
+) -> jax.Array:
+    r"""Negative log-likelihood of log-probabilities, as `torch.nn.functional.nll_loss`.
+
+    .. math:: \ell = -w_t\,x_t
+
+    at each position, with ``x`` the input's classes there, ``t`` the target class and ``w`` the class
+    weights (1 without `weight`); 0 where ``t == ignore_index``. ``'mean'`` divides the sum by the total
+    weight ``Σ w_t`` of the targets that are not ignored (their number without `weight`): NaN when all are
+    ignored (with an all-zero gradient) or their weights sum to 0, as in torch. The input is not checked to
+    hold log-probabilities (neither does torch). ``nll_loss(log_softmax(x), t)`` is `cross_entropy`;
+    optax has no counterpart. Unlike torch (int64 and uint8 only), class indices of any integer dtype are
+    accepted.
+
+    Class indices outside ``[0, C)`` other than `ignore_index` raise `ValueError` eagerly; under `jax.jit`
+    or `jax.vmap` the loss is NaN at those positions (and so ``'mean'``/``'sum'`` are NaN).
+
+    Args:
+      input: log-probabilities of shape ``(N, C)``, ``(N, C, d1, ..., dk)`` or unbatched ``(C,)``.
+      target: class indices of `input`'s shape without the class axis (``(N,)``, ``(N, d1, ..., dk)`` or
+        ``()``), any integer dtype.
+      weight: optional ``(C,)`` class weights of `input`'s dtype.
+      ignore_index: target value whose positions are skipped (any int).
+      reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
+      axis: keyword-only jaxloss extra: the class axis. None is torch's layout (1, or 0 for a 1-D `input`).
+
+    Returns:
+      The per-position losses (`target`'s shape) for ``'none'``, else a scalar; in `input`'s dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxloss.functional import nll_loss
+      >>> nll_loss(jnp.log(jnp.array([[0.5, 0.5], [0.25, 0.75]])), jnp.array([0, 1]), reduction="none")
+      Array([0.6931472, 0.2876821], dtype=float32)
+    """
+    return _checks.raise_failed("nll_loss", *_nll_loss(input, target, weight, ignore_index, reduction, axis))
