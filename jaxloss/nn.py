@@ -1,0 +1,353 @@
+"""PyTorch's `torch.nn` loss classes for JAX: thin holders of options that call `jaxloss.functional`.
+
+Each class takes the keyword arguments of its `torch.nn` namesake (minus the deprecated `size_average` and
+`reduce`) and is called like it, ``loss(input, target, ...)``; the call is one line into the function of the
+same semantics, so a class and its function can never disagree. Instances are immutable pytrees: array
+options (`weight`, `pos_weight`) are leaves and everything else is static, so an instance can be closed over
+by a `jax.jit`-compiled function or passed to one as an argument.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxloss import nn
+  >>> loss_fn = nn.CrossEntropyLoss()
+  >>> logits, labels = jnp.array([[0.1, 0.2, 0.3]]), jnp.array([1])
+  >>> jax.jit(lambda fn, x, y: fn(x, y))(loss_fn, logits, labels)
+  Array(1.1019, dtype=float32)
+"""
+
+from collections.abc import Callable
+import dataclasses
+
+import jax
+
+from jaxloss import functional as F
+
+
+class Loss:
+    """Base class of the jaxloss loss classes (`torch.nn.modules.loss._Loss`)."""
+
+
+def _loss_class(cls):
+    """Makes `cls` a frozen dataclass and a pytree whose array fields (metadata ``array=True``) are leaves."""
+    cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
+    fields = dataclasses.fields(cls)
+    return jax.tree_util.register_dataclass(
+        cls,
+        data_fields=[f.name for f in fields if f.metadata.get("array")],
+        meta_fields=[f.name for f in fields if not f.metadata.get("array")],
+    )
+
+
+def _array(default=None):
+    """A dataclass field holding an optional array: a pytree leaf."""
+    return dataclasses.field(default=default, metadata={"array": True})
+
+
+@_loss_class
+class L1Loss(Loss):
+    """`torch.nn.L1Loss`: mean absolute error. Called as ``loss(input, target)``; see `functional.l1_loss`."""
+
+    reduction: str = "mean"
+
+    def __call__(self, input, target):
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+@_loss_class
+class MSELoss(Loss):
+    """`torch.nn.MSELoss`: mean squared error. Called as ``loss(input, target)``; see `functional.mse_loss`."""
+
+    reduction: str = "mean"
+
+    def __call__(self, input, target):
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
+@_loss_class
+class SmoothL1Loss(Loss):
+    """`torch.nn.SmoothL1Loss`. Called as ``loss(input, target)``; see `functional.smooth_l1_loss`."""
+
+    reduction: str = "mean"
+    beta: float = 1.0
+
+    def __call__(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+@_loss_class
+class HuberLoss(Loss):
+    """`torch.nn.HuberLoss`. Called as ``loss(input, target)``; see `functional.huber_loss`."""
+
+    reduction: str = "mean"
+    delta: float = 1.0
+
+    def __call__(self, input, target):
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+@_loss_class
+class CrossEntropyLoss(Loss):
+    """`torch.nn.CrossEntropyLoss`: softmax cross-entropy over logits.
+
+    Called as ``loss(input, target)`` with class indices or class probabilities; see
+    `functional.cross_entropy`. `axis` (keyword-only, a jaxloss extra) selects the class axis.
+    """
+
+    weight: jax.Array | None = _array()
+    ignore_index: int = -100
+    reduction: str = "mean"
+    label_smoothing: float = 0.0
+    _: dataclasses.KW_ONLY
+    axis: int | None = None
+
+    def __call__(self, input, target):
+        return F.cross_entropy(
+            input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
+            label_smoothing=self.label_smoothing, axis=self.axis,
+        )
+
+
+@_loss_class
+class NLLLoss(Loss):
+    """`torch.nn.NLLLoss`: negative log-likelihood of log-probabilities.
+
+    Called as ``loss(input, target)``; see `functional.nll_loss`. `axis` (keyword-only, a jaxloss extra)
+    selects the class axis.
+    """
+
+    weight: jax.Array | None = _array()
+    ignore_index: int = -100
+    reduction: str = "mean"
+    _: dataclasses.KW_ONLY
+    axis: int | None = None
+
+    def __call__(self, input, target):
+        return F.nll_loss(
+            input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
+            axis=self.axis,
+        )
+
+
+@_loss_class
+class BCELoss(Loss):
+    """`torch.nn.BCELoss`: binary cross-entropy of probabilities.
+
+    Called as ``loss(input, target)``; see `functional.binary_cross_entropy`.
+    """
+
+    weight: jax.Array | None = _array()
+    reduction: str = "mean"
+
+    def __call__(self, input, target):
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+
+
+@_loss_class
+class BCEWithLogitsLoss(Loss):
+    """`torch.nn.BCEWithLogitsLoss`: binary cross-entropy of logits, with optional `pos_weight`.
+
+    Called as ``loss(input, target)``; see `functional.binary_cross_entropy_with_logits`.
+    """
+
+    weight: jax.Array | None = _array()
+    reduction: str = "mean"
+    pos_weight: jax.Array | None = _array()
+
+    def __call__(self, input, target):
+        return F.binary_cross_entropy_with_logits(
+            input, target, weight=self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        )
+
+
+@_loss_class
+class KLDivLoss(Loss):
+    """`torch.nn.KLDivLoss`. Called as ``loss(input, target)``; see `functional.kl_div`."""
+
+    reduction: str = "mean"
+    log_target: bool = False
+
+    def __call__(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+@_loss_class
+class PoissonNLLLoss(Loss):
+    """`torch.nn.PoissonNLLLoss`. Called as ``loss(log_input, target)``; see `functional.poisson_nll_loss`."""
+
+    log_input: bool = True
+    full: bool = False
+    eps: float = 1e-8
+    reduction: str = "mean"
+
+    def __call__(self, log_input, target):
+        return F.poisson_nll_loss(
+            log_input, target, log_input=self.log_input, full=self.full, eps=self.eps, reduction=self.reduction
+        )
+
+
+@_loss_class
+class GaussianNLLLoss(Loss):
+    """`torch.nn.GaussianNLLLoss` (keyword-only options, as in torch).
+
+    Called as ``loss(input, target, var)``; see `functional.gaussian_nll_loss`.
+    """
+
+    _: dataclasses.KW_ONLY
+    full: bool = False
+    eps: float = 1e-6
+    reduction: str = "mean"
+
+    def __call__(self, input, target, var):
+        return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
+
+
+@_loss_class
+class SoftMarginLoss(Loss):
+    """`torch.nn.SoftMarginLoss`. Called as ``loss(input, target)``; see `functional.soft_margin_loss`."""
+
+    reduction: str = "mean"
+
+    def __call__(self, input, target):
+        return F.soft_margin_loss(input, target, reduction=self.reduction)
+
+
+@_loss_class
+class MultiLabelSoftMarginLoss(Loss):
+    """`torch.nn.MultiLabelSoftMarginLoss`.
+
+    Called as ``loss(input, target)``; see `functional.multilabel_soft_margin_loss`.
+    """
+
+    weight: jax.Array | None = _array()
+    reduction: str = "mean"
+
+    def __call__(self, input, target):
+        return F.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
+
+
+@_loss_class
+class MultiLabelMarginLoss(Loss):
+    """`torch.nn.MultiLabelMarginLoss`.
+
+    Called as ``loss(input, target)``; see `functional.multilabel_margin_loss`.
+    """
+
+    reduction: str = "mean"
+
+    def __call__(self, input, target):
+        return F.multilabel_margin_loss(input, target, reduction=self.reduction)
+
+
+@_loss_class
+class MultiMarginLoss(Loss):
+    """`torch.nn.MultiMarginLoss`. Called as ``loss(input, target)``; see `functional.multi_margin_loss`."""
+
+    p: int = 1
+    margin: float = 1.0
+    weight: jax.Array | None = _array()
+    reduction: str = "mean"
+
+    def __call__(self, input, target):
+        return F.multi_margin_loss(
+            input, target, p=self.p, margin=self.margin, weight=self.weight, reduction=self.reduction
+        )
+
+
+@_loss_class
+class MarginRankingLoss(Loss):
+    """`torch.nn.MarginRankingLoss`.
+
+    Called as ``loss(input1, input2, target)``; see `functional.margin_ranking_loss`.
+    """
+
+    margin: float = 0.0
+    reduction: str = "mean"
+
+    def __call__(self, input1, input2, target):
+        return F.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+@_loss_class
+class HingeEmbeddingLoss(Loss):
+    """`torch.nn.HingeEmbeddingLoss`.
+
+    Called as ``loss(input, target)``; see `functional.hinge_embedding_loss`.
+    """
+
+    margin: float = 1.0
+    reduction: str = "mean"
+
+    def __call__(self, input, target):
+        return F.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
+
+
+@_loss_class
+class CosineEmbeddingLoss(Loss):
+    """`torch.nn.CosineEmbeddingLoss`.
+
+    Called as ``loss(input1, input2, target)``; see `functional.cosine_embedding_loss`.
+    """
+
+    margin: float = 0.0
+    reduction: str = "mean"
+
+    def __call__(self, input1, input2, target):
+        return F.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+@_loss_class
+class TripletMarginLoss(Loss):
+    """`torch.nn.TripletMarginLoss`.
+
+    Called as ``loss(anchor, positive, negative)``; see `functional.triplet_margin_loss`.
+    """
+
+    margin: float = 1.0
+    p: float = 2.0
+    eps: float = 1e-6
+    swap: bool = False
+    reduction: str = "mean"
+
+    def __call__(self, anchor, positive, negative):
+        return F.triplet_margin_loss(
+            anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps, swap=self.swap,
+            reduction=self.reduction,
+        )
+
+
+@_loss_class
+class TripletMarginWithDistanceLoss(Loss):
+    """`torch.nn.TripletMarginWithDistanceLoss` (keyword-only options, as in torch).
+
+    Called as ``loss(anchor, positive, negative)``; see `functional.triplet_margin_with_distance_loss`.
+    """
+
+    _: dataclasses.KW_ONLY
+    distance_function: Callable | None = None
+    margin: float = 1.0
+    swap: bool = False
+    reduction: str = "mean"
+
+    def __call__(self, anchor, positive, negative):
+        return F.triplet_margin_with_distance_loss(
+            anchor, positive, negative, distance_function=self.distance_function, margin=self.margin,
+            swap=self.swap, reduction=self.reduction,
+        )
+
+
+@_loss_class
+class CTCLoss(Loss):
+    """`torch.nn.CTCLoss`: connectionist temporal classification.
+
+    Called as ``loss(log_probs, targets, input_lengths, target_lengths)``; see `functional.ctc_loss`.
+    """
+
+    blank: int = 0
+    reduction: str = "mean"
+    zero_infinity: bool = False
+
+    def __call__(self, log_probs, targets, input_lengths, target_lengths):
+        return F.ctc_loss(
+            log_probs, targets, input_lengths, target_lengths, blank=self.blank, reduction=self.reduction,
+            zero_infinity=self.zero_infinity,
+        )

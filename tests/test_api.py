@@ -1,0 +1,151 @@
+"""The public surface: torch's names and signatures, and classes that equal their functions."""
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import jaxloss
+import jaxloss.functional as F
+from jaxloss import nn
+
+DEPRECATED = {"size_average", "reduce"}
+
+# torch.nn.functional name -> torch.nn class name.
+LOSSES = {
+    "l1_loss": "L1Loss",
+    "mse_loss": "MSELoss",
+    "cross_entropy": "CrossEntropyLoss",
+    "nll_loss": "NLLLoss",
+    "binary_cross_entropy": "BCELoss",
+    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
+    "smooth_l1_loss": "SmoothL1Loss",
+    "huber_loss": "HuberLoss",
+    "kl_div": "KLDivLoss",
+    "poisson_nll_loss": "PoissonNLLLoss",
+    "gaussian_nll_loss": "GaussianNLLLoss",
+    "soft_margin_loss": "SoftMarginLoss",
+    "multilabel_soft_margin_loss": "MultiLabelSoftMarginLoss",
+    "multilabel_margin_loss": "MultiLabelMarginLoss",
+    "multi_margin_loss": "MultiMarginLoss",
+    "margin_ranking_loss": "MarginRankingLoss",
+    "hinge_embedding_loss": "HingeEmbeddingLoss",
+    "cosine_embedding_loss": "CosineEmbeddingLoss",
+    "triplet_margin_loss": "TripletMarginLoss",
+    "triplet_margin_with_distance_loss": "TripletMarginWithDistanceLoss",
+    "ctc_loss": "CTCLoss",
+}
+
+
+def described(parameters) -> list[tuple[str, object, inspect._ParameterKind]]:
+    return [(p.name, p.default, p.kind) for p in parameters if p.name not in DEPRECATED]
+
+
+def assert_torch_signature_then_keyword_extras(ours, theirs):
+    """Our parameters are torch's (minus the deprecated ones), in order, followed only by keyword-only extras."""
+    ours, theirs = described(ours), described(theirs)
+    assert ours[: len(theirs)] == theirs
+    extras = ours[len(theirs):]
+    assert all(kind == inspect.Parameter.KEYWORD_ONLY for _, _, kind in extras), extras
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_function_signature_is_torchs(name):
+    assert_torch_signature_then_keyword_extras(
+        inspect.signature(getattr(F, name)).parameters.values(),
+        inspect.signature(getattr(torch.nn.functional, name)).parameters.values(),
+    )
+
+
+@pytest.mark.parametrize("name", LOSSES.values())
+def test_class_signature_is_torchs(name):
+    torch_init = list(inspect.signature(getattr(torch.nn, name).__init__).parameters.values())[1:]  # self
+    assert_torch_signature_then_keyword_extras(
+        inspect.signature(getattr(nn, name)).parameters.values(), torch_init
+    )
+
+
+def test_every_torch_loss_is_here():
+    torch_losses = {
+        name for name, cls in vars(torch.nn.modules.loss).items()
+        if isinstance(cls, type) and issubclass(cls, torch.nn.modules.loss._Loss) and not name.startswith("_")
+    }
+    deprecated_aliases = {"NLLLoss2d"}  # torch: "NLLLoss2d has been deprecated. Please use NLLLoss instead"
+    assert torch_losses - deprecated_aliases - {"LinearCrossEntropyLoss"} <= set(LOSSES.values())
+    assert all(isinstance(getattr(nn, name)(), nn.Loss) for name in LOSSES.values())
+
+
+rng = np.random.default_rng(0)
+x, y = jnp.asarray(rng.standard_normal((4, 3))), jnp.asarray(rng.standard_normal((4, 3)))
+p, q = jax.nn.sigmoid(x), jax.nn.sigmoid(y)
+labels, weight = jnp.array([0, 2, 1, 2]), jnp.array([0.5, 1.0, 2.0])
+signs = jnp.array([1.0, -1.0, 1.0, -1.0])
+log_probs = jax.nn.log_softmax(jnp.asarray(rng.standard_normal((6, 2, 4))))
+ctc_args = (log_probs, jnp.array([[1, 2], [3, 3]]), jnp.array([6, 5]), jnp.array([2, 2]))
+
+# (class instance with non-default options, the function with the same options, the call's arguments)
+EQUIVALENT = [
+    (nn.L1Loss(reduction="sum"), lambda *a: F.l1_loss(*a, reduction="sum"), (x, y)),
+    (nn.MSELoss("none"), lambda *a: F.mse_loss(*a, reduction="none"), (x, y)),
+    (nn.SmoothL1Loss(beta=0.5), lambda *a: F.smooth_l1_loss(*a, beta=0.5), (x, y)),
+    (nn.HuberLoss(delta=0.5), lambda *a: F.huber_loss(*a, delta=0.5), (x, y)),
+    (
+        nn.CrossEntropyLoss(weight, ignore_index=2, label_smoothing=0.1),
+        lambda *a: F.cross_entropy(*a, weight=weight, ignore_index=2, label_smoothing=0.1),
+        (x, labels),
+    ),
+    (nn.CrossEntropyLoss(axis=0), lambda *a: F.cross_entropy(*a, axis=0), (x, labels[:3])),
+    (nn.NLLLoss(weight, reduction="sum"), lambda *a: F.nll_loss(*a, weight=weight, reduction="sum"), (x, labels)),
+    (nn.BCELoss(weight), lambda *a: F.binary_cross_entropy(*a, weight=weight), (p, q)),
+    (
+        nn.BCEWithLogitsLoss(pos_weight=weight),
+        lambda *a: F.binary_cross_entropy_with_logits(*a, pos_weight=weight),
+        (x, q),
+    ),
+    (nn.KLDivLoss("batchmean", log_target=True), lambda *a: F.kl_div(*a, reduction="batchmean", log_target=True), (x, y)),
+    (nn.PoissonNLLLoss(False, True), lambda *a: F.poisson_nll_loss(*a, log_input=False, full=True), (p, 3 * q)),
+    (nn.GaussianNLLLoss(full=True), lambda *a: F.gaussian_nll_loss(*a, full=True), (x, y, p)),
+    (nn.SoftMarginLoss("sum"), lambda *a: F.soft_margin_loss(*a, reduction="sum"), (x, y)),
+    (nn.MultiLabelSoftMarginLoss(weight), lambda *a: F.multilabel_soft_margin_loss(*a, weight=weight), (x, q)),
+    (
+        nn.MultiLabelMarginLoss("none"),
+        lambda *a: F.multilabel_margin_loss(*a, reduction="none"),
+        (x, jnp.array([[0, -1, 1]] * 4)),
+    ),
+    (nn.MultiMarginLoss(2, 0.5, weight), lambda *a: F.multi_margin_loss(*a, p=2, margin=0.5, weight=weight), (x, labels)),
+    (nn.MarginRankingLoss(0.2), lambda *a: F.margin_ranking_loss(*a, margin=0.2), (x[:, 0], y[:, 0], signs)),
+    (nn.HingeEmbeddingLoss(0.5), lambda *a: F.hinge_embedding_loss(*a, margin=0.5), (x, jnp.sign(y))),
+    (nn.CosineEmbeddingLoss(0.1), lambda *a: F.cosine_embedding_loss(*a, margin=0.1), (x, y, signs)),
+    (nn.TripletMarginLoss(0.5, p=1.0, swap=True), lambda *a: F.triplet_margin_loss(*a, margin=0.5, p=1.0, swap=True), (x, y, p)),
+    (
+        nn.TripletMarginWithDistanceLoss(distance_function=F.l1_loss, margin=0.5),
+        lambda *a: F.triplet_margin_with_distance_loss(*a, distance_function=F.l1_loss, margin=0.5),
+        (x, y, p),
+    ),
+    (nn.CTCLoss(blank=0, reduction="sum"), lambda *a: F.ctc_loss(*a, blank=0, reduction="sum"), ctc_args),
+]
+
+
+@pytest.mark.parametrize("instance, function, args", EQUIVALENT, ids=lambda v: type(v).__name__ if isinstance(v, nn.Loss) else "")
+def test_class_equals_function(instance, function, args):
+    expected = function(*args)
+    np.testing.assert_array_equal(instance(*args), expected)
+    # Inside jit: closed over as a constant, and passed as an argument (a pytree with array leaves).
+    np.testing.assert_allclose(jax.jit(lambda *a: instance(*a))(*args), expected, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(lambda loss, *a: loss(*a))(instance, *args), expected, rtol=1e-6)
+
+
+def test_array_options_are_pytree_leaves():
+    loss = nn.BCEWithLogitsLoss(weight=weight, pos_weight=2 * weight)
+    leaves = jax.tree_util.tree_leaves(loss)
+    assert len(leaves) == 2 and all(isinstance(leaf, jax.Array) for leaf in leaves)
+    doubled = jax.tree_util.tree_map(lambda a: 2 * a, loss)
+    assert isinstance(doubled, nn.BCEWithLogitsLoss) and doubled.reduction == "mean"
+    np.testing.assert_array_equal(doubled.pos_weight, 4 * weight)
+
+
+def test_version():
+    assert jaxloss.__version__
