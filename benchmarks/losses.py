@@ -80,7 +80,7 @@ def benchmarks(rng: np.random.Generator) -> list[Benchmark]:
     bce_targets = rng.uniform(size=(4096, 1024)).astype(np.float32)
     x = rng.standard_normal((4096, 1024)).astype(np.float32)
     y = rng.standard_normal((4096, 1024)).astype(np.float32)
-    j, t = jnp.asarray, torch.from_numpy
+    j, t = jnp.asarray, torch.tensor
     torch_f = torch.nn.functional
     return [
         Benchmark(
@@ -141,13 +141,21 @@ def check_agreement(bench: Benchmark) -> None:
 
 
 def median_times(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each contender, timed interleaved: one call of each, `rounds` times."""
+    """Median seconds per call of each contender, timed interleaved: one call of each, `rounds` times.
+
+    Worker threads (torch's OpenMP pool, XLA's Eigen pool) keep spinning for a while after a call and slow
+    whatever runs right after it; so every call starts after a short idle pause, and the order is shuffled
+    every round.
+    """
     for run in contenders.values():  # compile and warm up
         run()
         run()
     times = {name: [] for name in contenders}
+    order = np.random.default_rng(0)
     for _ in range(rounds):
-        for name, run in contenders.items():
+        for name in order.permutation(list(contenders)):
+            run = contenders[name]
+            time.sleep(0.005)  # let the previous call's spinning worker threads go idle
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
