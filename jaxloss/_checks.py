@@ -11,6 +11,7 @@ Two kinds of check, as in torch:
 """
 
 from collections.abc import Mapping
+import operator
 import sys
 import warnings
 
@@ -32,6 +33,14 @@ def check_option(loss: str, name: str, value, condition: bool, expected: str) ->
     """Raises `ValueError` naming the option `name` when `condition` does not hold."""
     if not condition:
         raise ValueError(f"{loss}: `{name}` must be {expected}; got {value!r}.")
+
+
+def int_option(loss: str, name: str, value) -> int:
+    """Returns the integer option `value` as a Python int, or raises `TypeError`."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{loss}: `{name}` must be an int; got {value!r}.") from None
 
 
 def float_option(loss: str, name: str, value) -> float:

@@ -1,8 +1,9 @@
 """Classification losses: cross_entropy, nll_loss.
 
-Both reduce per-position losses built by `index_losses` (class-index targets) or `_probability_losses`
+Both reduce per-position losses built by `index_losses` (class-index targets) or `probability_losses`
 (cross_entropy's class-probability targets). `class_axis`, `check_index_target`, `check_class_weight`,
-`index_losses`, `IndexLosses` and `reduce_index_losses` are meant for reuse by other modules (a fused
+`index_losses`, `IndexLosses`, `reduce_index_losses`, `probability_losses`, `label_smoothing_option` and
+`cross_entropy_with_failures` are meant for reuse by other modules (a fused
 `linear_cross_entropy` computes logits chunk by chunk and feeds them to `index_losses`).
 """
 
@@ -209,7 +210,7 @@ def reduce_index_losses(parts: IndexLosses, reduction: str, label_smoothing: flo
     return (1 - label_smoothing) * loss + _per_class(label_smoothing, num_classes) * reduce_part(parts.smooth)
 
 
-def _probability_losses(log_probs, target, weight, label_smoothing: float, axis: int) -> jax.Array:
+def probability_losses(log_probs, target, weight, label_smoothing: float, axis: int) -> jax.Array:
     r"""Per-position losses of class-probability targets: ``-Σ_c w_c p_c lp_c``, with ``p`` mixed with the
     uniform distribution, ``p (1 - ε) + ε / C``, under label smoothing (torch's order of products)."""
     if label_smoothing:
@@ -217,18 +218,10 @@ def _probability_losses(log_probs, target, weight, label_smoothing: float, axis:
     return -_class_sum(log_probs * target, weight, axis)
 
 
-def _int_option(loss: str, name: str, value) -> int:
-    """`value` as a Python int, or `TypeError`."""
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{loss}: `{name}` must be an int; got {value!r}.") from None
-
-
-def _label_smoothing(value) -> float:
+def label_smoothing_option(loss: str, value) -> float:
     """torch's ε: at most 1, and values <= 0 (or NaN) mean no smoothing at all (torch 2.13 ignores them)."""
-    smoothing = _checks.float_option("cross_entropy", "label_smoothing", value)
-    _checks.check_option("cross_entropy", "label_smoothing", value, not smoothing > 1, "at most 1.0")
+    smoothing = _checks.float_option(loss, "label_smoothing", value)
+    _checks.check_option(loss, "label_smoothing", value, not smoothing > 1, "at most 1.0")
     return smoothing if smoothing > 0 else 0.0
 
 
@@ -237,12 +230,12 @@ def _out_of_range_message(num_classes: int, ignore_index: int) -> str:
 
 
 @functools.partial(jax.jit, static_argnames=("ignore_index", "reduction", "label_smoothing", "axis"))
-def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, axis):
+def cross_entropy_with_failures(input, target, weight, ignore_index, reduction, label_smoothing, axis):
     """cross_entropy's checks and fused computation; returns ``(loss, failures)``."""
     name = "cross_entropy"
     _checks.check_reduction(name, reduction)
-    ignore_index = _int_option(name, "ignore_index", ignore_index)
-    label_smoothing = _label_smoothing(label_smoothing)
+    ignore_index = _checks.int_option(name, "ignore_index", ignore_index)
+    label_smoothing = label_smoothing_option(name, label_smoothing)
     input_dtype = _checks.floating_dtype(name, input=input)
     axis = class_axis(name, input.shape, axis)
     num_classes = input.shape[axis]
@@ -261,7 +254,7 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
         # torch promotes here, integer weights included (`input` and `target` are floating by now).
         dtype = _checks.floating_dtype(name, integers_to_float32=True, input=input, target=target, weight=weight)
         input, target, weight = _checks.cast_for_computation(dtype, input, target, weight)
-        losses = _probability_losses(jax.nn.log_softmax(input, axis), target, weight, label_smoothing, axis)
+        losses = probability_losses(jax.nn.log_softmax(input, axis), target, weight, label_smoothing, axis)
         if reduction == "mean":
             # Divide by the number of positions; torch gives NaN for any empty input (even with C = 0).
             loss = jnp.sum(losses) / (losses.size if input.size else 0)
@@ -350,7 +343,7 @@ def cross_entropy(
       Array(1.1019..., dtype=float32)
     """
     return _checks.raise_failed(
-        "cross_entropy", *_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, axis)
+        "cross_entropy", *cross_entropy_with_failures(input, target, weight, ignore_index, reduction, label_smoothing, axis)
     )
 
 
@@ -359,7 +352,7 @@ def _nll_loss(input, target, weight, ignore_index, reduction, axis):
     """nll_loss's checks and fused computation; returns ``(loss, failures)``."""
     name = "nll_loss"
     _checks.check_reduction(name, reduction)
-    ignore_index = _int_option(name, "ignore_index", ignore_index)
+    ignore_index = _checks.int_option(name, "ignore_index", ignore_index)
     dtype = _checks.floating_dtype(name, input=input)
     axis = class_axis(name, input.shape, axis)
     check_index_target(name, input.shape, target, axis)
