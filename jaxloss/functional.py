@@ -33,3 +33,5 @@ from jaxloss._binary import binary_cross_entropy as binary_cross_entropy
 from jaxloss._binary import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
 from jaxloss._binary import multilabel_soft_margin_loss as multilabel_soft_margin_loss
 from jaxloss._binary import soft_margin_loss as soft_margin_loss
+
+from jaxloss._linear_cross_entropy import linear_cross_entropy as linear_cross_entropy

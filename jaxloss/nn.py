@@ -17,10 +17,13 @@ Example:
 
 from collections.abc import Callable
 import dataclasses
+import math
 
 import jax
 
 from jaxloss import functional as F
+from jaxloss._linear_cross_entropy import LinearCrossEntropyOptions as LinearCrossEntropyOptions
+from jaxloss._linear_cross_entropy import torch_linear_init
 
 
 class Loss:
@@ -350,4 +353,80 @@ class CTCLoss(Loss):
         return F.ctc_loss(
             log_probs, targets, input_lengths, target_lengths, blank=self.blank, reduction=self.reduction,
             zero_infinity=self.zero_infinity,
+        )
+
+
+@_loss_class
+class LinearCrossEntropyLoss(Loss):
+    """`torch.nn.LinearCrossEntropyLoss`: a linear layer that it owns, then the cross-entropy of its logits.
+
+    Called as ``loss(input, target)``; see `functional.linear_cross_entropy`. torch's constructor, minus
+    `device` (JAX places arrays with `jax.device_put`), plus keyword-only extras:
+
+    * `key`: the PRNG key that initialises the parameters not given, as torch's `nn.Linear` does:
+      U(−1/√in_features, 1/√in_features). Needed unless `linear_weight` (and, with ``bias=True``,
+      `linear_bias`) are given.
+    * `linear_weight`, `linear_bias`: the parameters themselves, pytree leaves (``jax.grad`` with respect
+      to the instance gives their gradients), in the layout of torch's ``linear.weight``
+      ``(C · prod(out_features), in_features)`` and ``linear.bias`` ``(C · prod(out_features),)``: a torch
+      state dict loads as it is, e.g. ``dataclasses.replace(loss, linear_weight=jnp.asarray(
+      module.linear.weight.detach().numpy()))``. The call reshapes them to ``(C, *out_features,
+      in_features)`` and ``(C, *out_features)``.
+
+    `bias` and `dtype` only matter for initialisation (the parameters' presence and dtype say the rest).
+    As in torch, ``label_smoothing`` outside [0, 1] raises `ValueError` here (the function takes ε <= 0 as
+    no smoothing); the array fields are checked when the loss is called, since JAX transformations rebuild
+    instances with stacked or placeholder leaves.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxloss import nn
+      >>> loss = nn.LinearCrossEntropyLoss(4, 3, bias=True, key=jax.random.key(0))
+      >>> loss.linear_weight.shape, loss.linear_bias.shape
+      ((3, 4), (3,))
+      >>> grads = jax.grad(lambda l: l(jnp.ones((2, 4)), jnp.array([0, 2])))(loss)
+      >>> grads.linear_weight.shape
+      (3, 4)
+    """
+
+    in_features: int
+    num_classes: int
+    _: dataclasses.KW_ONLY
+    out_features: tuple[int, ...] = ()
+    bias: dataclasses.InitVar[bool] = False
+    dtype: dataclasses.InitVar[object] = None
+    reduction: str = "mean"
+    weight: jax.Array | None = _array()
+    ignore_index: int | None = None
+    label_smoothing: float = 0.0
+    options: LinearCrossEntropyOptions | None = None
+    key: dataclasses.InitVar[jax.Array | None] = None
+    linear_weight: jax.Array | None = _array()
+    linear_bias: jax.Array | None = _array()
+
+    def __post_init__(self, bias, dtype, key):
+        name = type(self).__name__
+        object.__setattr__(self, "out_features", tuple(self.out_features))  # hashable: a static field
+        if self.label_smoothing < 0 or self.label_smoothing > 1:  # torch's test (NaN passes)
+            raise ValueError(f"{name}: `label_smoothing` must lie in [0, 1]; got {self.label_smoothing!r}.")
+        if self.linear_weight is None or (bias and self.linear_bias is None):
+            if key is None:
+                raise ValueError(
+                    f"{name}: pass `key` (a PRNG key) to initialise the linear layer as torch does, or its "
+                    "parameters `linear_weight` (and `linear_bias` with bias=True)."
+                )
+            out_size = self.num_classes * math.prod(self.out_features)
+            linear_weight, linear_bias = torch_linear_init(key, self.in_features, out_size, bias=bias, dtype=dtype)
+            if self.linear_weight is None:
+                object.__setattr__(self, "linear_weight", linear_weight)
+            if self.linear_bias is None:
+                object.__setattr__(self, "linear_bias", linear_bias)
+
+    def __call__(self, input, target):
+        classes = (self.num_classes, *self.out_features)
+        return F.linear_cross_entropy(
+            input, self.linear_weight.reshape(*classes, self.in_features), target,
+            linear_bias=None if self.linear_bias is None else self.linear_bias.reshape(classes),
+            weight=self.weight, reduction=self.reduction, ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing, options=self.options,
         )

@@ -13,6 +13,9 @@ import jaxloss.functional as F
 from jaxloss import nn
 
 DEPRECATED = {"size_average", "reduce"}
+# torch parameters jaxloss drops: the deprecated ones, and LinearCrossEntropyLoss's `device` (JAX places arrays
+# with jax.device_put, not at construction).
+DROPPED = DEPRECATED | {"device"}
 
 # torch.nn.functional name -> torch.nn class name.
 LOSSES = {
@@ -37,11 +40,15 @@ LOSSES = {
     "triplet_margin_loss": "TripletMarginLoss",
     "triplet_margin_with_distance_loss": "TripletMarginWithDistanceLoss",
     "ctc_loss": "CTCLoss",
+    "linear_cross_entropy": "LinearCrossEntropyLoss",
 }
+
+# Constructor arguments of the classes that need some: LinearCrossEntropyLoss owns a linear layer.
+CONSTRUCTOR_ARGS = {"LinearCrossEntropyLoss": dict(in_features=3, num_classes=4, key=jax.random.key(0))}
 
 
 def described(parameters) -> list[tuple[str, object, inspect._ParameterKind]]:
-    return [(p.name, p.default, p.kind) for p in parameters if p.name not in DEPRECATED]
+    return [(p.name, p.default, p.kind) for p in parameters if p.name not in DROPPED]
 
 
 def assert_torch_signature_then_keyword_extras(ours, theirs):
@@ -74,8 +81,8 @@ def test_every_torch_loss_is_here():
         if isinstance(cls, type) and issubclass(cls, torch.nn.modules.loss._Loss) and not name.startswith("_")
     }
     deprecated_aliases = {"NLLLoss2d"}  # torch: "NLLLoss2d has been deprecated. Please use NLLLoss instead"
-    assert torch_losses - deprecated_aliases - {"LinearCrossEntropyLoss"} <= set(LOSSES.values())
-    assert all(isinstance(getattr(nn, name)(), nn.Loss) for name in LOSSES.values())
+    assert torch_losses - deprecated_aliases <= set(LOSSES.values())
+    assert all(isinstance(getattr(nn, name)(**CONSTRUCTOR_ARGS.get(name, {})), nn.Loss) for name in LOSSES.values())
 
 
 rng = np.random.default_rng(0)
@@ -85,6 +92,11 @@ labels, weight = jnp.array([0, 2, 1, 2]), jnp.array([0.5, 1.0, 2.0])
 signs = jnp.array([1.0, -1.0, 1.0, -1.0])
 log_probs = jax.nn.log_softmax(jnp.asarray(rng.standard_normal((6, 2, 4))))
 ctc_args = (log_probs, jnp.array([[1, 2], [3, 3]]), jnp.array([6, 5]), jnp.array([2, 2]))
+
+linear_ce = nn.LinearCrossEntropyLoss(
+    3, 2, bias=True, weight=weight[:2], ignore_index=1, label_smoothing=0.1,
+    options=nn.LinearCrossEntropyOptions(batch_chunk_size=3), key=jax.random.key(1),
+)
 
 # (class instance with non-default options, the function with the same options, the call's arguments)
 EQUIVALENT = [
@@ -126,6 +138,14 @@ EQUIVALENT = [
         (x, y, p),
     ),
     (nn.CTCLoss(blank=0, reduction="sum"), lambda *a: F.ctc_loss(*a, blank=0, reduction="sum"), ctc_args),
+    (
+        linear_ce,
+        lambda *a: F.linear_cross_entropy(
+            a[0], linear_ce.linear_weight, a[1], linear_bias=linear_ce.linear_bias, weight=weight[:2],
+            ignore_index=1, label_smoothing=0.1, options=linear_ce.options,
+        ),
+        (x, labels // 2),
+    ),
 ]
 
 

@@ -1,0 +1,388 @@
+"""Parity of linear_cross_entropy (unchunked and chunked paths) and LinearCrossEntropyLoss with torch."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import jaxloss.functional as F
+from jaxloss import nn
+from jaxloss.nn import LinearCrossEntropyOptions
+from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
+
+rng = np.random.default_rng(0)
+N, IN, C = 7, 4, 5  # batch, in_features, classes: chunks of 3 rows leave a partial last chunk
+
+
+def indices(shape, num_classes=C, ignored=0, ignore_index=-100):
+    """Class indices in [0, num_classes), the first `ignored` (in C order) set to `ignore_index`."""
+    target = rng.integers(0, num_classes, shape)
+    target.reshape(-1)[:ignored] = ignore_index
+    return target
+
+
+def probabilities(*shape):
+    e = np.exp(rng.standard_normal(shape))
+    return e / e.sum(axis=0 if len(shape) == 1 else 1, keepdims=True)
+
+
+def case(input, linear_weight, target, *, bias=False, weighted=False, **options):
+    """Case fields: the linear operands (a random bias and class weight when asked) and loss options."""
+    arrays = dict(input=input, linear_weight=linear_weight, target=target)
+    grad = ["input", "linear_weight"]
+    if bias:
+        arrays["linear_bias"] = rng.standard_normal(linear_weight.shape[:-1])
+        grad.append("linear_bias")
+    if weighted:
+        arrays["weight"] = rng.uniform(0.2, 2.0, linear_weight.shape[0])
+    if np.issubdtype(target.dtype, np.floating):
+        grad.append("target")
+    return dict(arrays=arrays, options=options, grad=tuple(grad))
+
+
+def x(*batch):
+    return rng.standard_normal((*batch, IN))
+
+
+def w(*out_features):
+    return rng.standard_normal((C, *out_features, IN))
+
+
+FULL = case(x(N), w(), np.array([1, 0, 1, 3, 2, 4, 1]), bias=True, weighted=True, ignore_index=1, label_smoothing=0.3)
+PROBS = case(x(N), w(), probabilities(N, C), bias=True, weighted=True, label_smoothing=0.25)
+ALL = ("none", "mean", "sum")
+
+# The unchunked path, and chunks of 3 rows (7 = 3 + 3 + 1 padded with 2 masked rows).
+PATHS = {"unchunked": None, "chunk3": LinearCrossEntropyOptions(batch_chunk_size=3)}
+# More ways to cut the batch of the case with every option.
+CHUNKINGS = {
+    "chunk1": LinearCrossEntropyOptions(batch_chunk_size=1),
+    "chunk100_above_N": LinearCrossEntropyOptions(batch_chunk_size=100),  # one chunk of N rows, which divides N
+    "auto": LinearCrossEntropyOptions(),  # 2 rows (see test_chunk_size_is_torchs), 7 = 2 + 2 + 2 + 1
+}
+
+# (variant, {path: reductions}, Case fields). Each case compiles a few programs, so the grid is pruned: the
+# chunked path (jaxloss's own code) gets the reductions where a variant's code differs; the unchunked path,
+# which is cross_entropy (tested on its own) after the matmul, gets fewer.
+TABLE = [
+    ("2d", {"unchunked": ("mean",), "chunk3": ("mean",)}, case(x(N), w(), indices(N))),
+    ("bias_weight_ignore_smoothing", {"unchunked": ("none", "mean"), "chunk3": ALL}, FULL),
+    ("bias_weight_ignore_smoothing", {"chunk1": ("none",), "chunk100_above_N": ("mean",), "auto": ("sum",)}, FULL),
+    ("kdim_bias_weight_ignore_smoothing", {"unchunked": ("mean",), "chunk3": ("none", "mean")}, case(
+        x(N), w(3), indices((N, 3), ignored=4, ignore_index=2), bias=True, weighted=True, ignore_index=2,
+        label_smoothing=0.1,
+    )),
+    ("unbatched_bias_weight_smoothing", {"unchunked": ("mean",), "chunk3": ("none",)}, case(
+        x(), w(), np.array(3), bias=True, weighted=True, label_smoothing=0.2
+    )),
+    ("probs_bias_weight_smoothing", {"unchunked": ("mean",), "chunk3": ("none", "mean")}, PROBS),
+    ("probs_kdim", {"unchunked": ("mean",), "chunk3": ("mean",)}, case(x(N), w(3), probabilities(N, C, 3), bias=True)),
+    ("probs_unbatched_weight", {"unchunked": ("mean",), "chunk3": ("mean",)}, case(
+        x(), w(), probabilities(C), weighted=True
+    )),
+    ("all_ignored_smoothing", {"chunk3": ("mean",)}, case(
+        x(N), w(), indices(N, ignored=N), weighted=True, label_smoothing=0.1
+    )),
+    ("empty_batch", {"unchunked": ("mean",), "chunk3": ("sum",)}, case(x(0), w(), indices(0), bias=True)),
+    ("huge_logits", {"chunk3": ("mean",)}, case(1e8 * x(N), w(), indices(N, ignored=2), bias=True)),
+]
+
+
+def with_options(fields, options):
+    return {**fields, "jax_options": dict(options=options)}
+
+
+GRID = [
+    case
+    for variant, reductions_by_path, fields in TABLE
+    for path, reductions in reductions_by_path.items()
+    for case in grid(
+        "linear_cross_entropy", {f"{variant}-{path}": with_options(fields, {**PATHS, **CHUNKINGS}[path])}, reductions
+    )
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", GRID, ids=str)
+def test_parity(case, dtype, mode):
+    check_parity(case, dtype, mode)
+
+
+LOW_PRECISION_CASES = grid("linear_cross_entropy", {
+    "full-chunk3": with_options(FULL, PATHS["chunk3"]),
+    "probs-unchunked": with_options(PROBS, None),
+}, reductions=("mean",))
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION)
+@pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=str)
+def test_low_precision(case, dtype):
+    check_low_precision(case, dtype)
+
+
+@pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())
+def test_integer_target_dtypes(options):
+    """Any integer width gives the int32 answer (torch takes int64 and uint8 only)."""
+    input, weight, target = jnp.asarray(x(N)), jnp.asarray(w()), indices(N)
+    expected = F.linear_cross_entropy(input, weight, jnp.asarray(target, jnp.int32), options=options)
+    for dtype in (jnp.uint8, jnp.int8, jnp.int16):
+        np.testing.assert_allclose(
+            F.linear_cross_entropy(input, weight, jnp.asarray(target, dtype), options=options), expected, rtol=1e-6
+        )
+
+
+@pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())
+def test_out_of_range_target_raises_eagerly_and_is_nan_under_jit(options):
+    input, weight = jnp.asarray(x(N)), jnp.asarray(w())
+    jitted = jax.jit(F.linear_cross_entropy, static_argnames=("reduction", "options"))
+    for bad in (jnp.array([0, 1, 2, C, 4, 0, 1]), jnp.array([0, 1, 2, -1, 4, 0, 1])):
+        with pytest.raises(ValueError, match=r"^linear_cross_entropy: `target` must hold class indices in \[0, 5\)"):
+            F.linear_cross_entropy(input, weight, bad, options=options)
+        with pytest.raises(ValueError, match="^linear_cross_entropy: `target`"):
+            jax.grad(F.linear_cross_entropy)(input, weight, bad, options=options)
+        assert np.isnan(jitted(input, weight, bad, options=options))
+        losses = np.asarray(jitted(input, weight, bad, reduction="none", options=options))
+        assert np.isnan(losses[3]) and np.isfinite(np.delete(losses, 3)).all()
+
+
+# id -> (call of `lce`, the function with the path's options bound; error; message) for every static check.
+BAD_CALLS = {
+    "3d_input": (lambda lce, i, W, t: lce(i[None], W, t), ValueError, r"`input` must have shape \(in_features,\)"),
+    "1d_weight": (lambda lce, i, W, t: lce(i, W[0], t), ValueError, "`linear_weight` must have shape"),
+    "in_features": (lambda lce, i, W, t: lce(i, W[:, 1:], t), ValueError, "`linear_weight`'s last dimension must be"),
+    "bias_shape": (lambda lce, i, W, t: lce(i, W, t, linear_bias=W[1:, 0]), ValueError,
+                   r"`linear_bias` must have shape \(5,\)"),
+    "kdim_unbatched": (lambda lce, i, W, t: lce(i[0], W[:, None], t[0]), ValueError, "needs a batched `input`"),
+    "weight_dtype": (lambda lce, i, W, t: lce(i, W.astype(jnp.float16), t), TypeError,
+                     "`linear_weight` must have the dtype of `input`"),
+    "bias_dtype": (lambda lce, i, W, t: lce(i, W, t, linear_bias=W[:, 0].astype(jnp.float16)), TypeError,
+                   "`linear_bias` must have the dtype of `input`"),
+    "integer_input": (lambda lce, i, W, t: lce(i.astype(int), W.astype(int), t), TypeError,
+                      "`input` must be a floating-point array"),
+    "probs_ignore_index": (lambda lce, i, W, t: lce(i, W, i @ W.T, ignore_index=-100), ValueError,
+                           "`ignore_index` must be None"),
+    "integer_probs": (lambda lce, i, W, t: lce(i, W, jnp.ones((N, C), int)), TypeError, "holds class probabilities"),
+    "target_shape": (lambda lce, i, W, t: lce(i, W, t[:-1]), ValueError,
+                     r"`target` must be class indices of shape \(7,\) or class probabilities of the logits' "
+                     r"shape \(7, 5\)"),
+    "float_indices": (lambda lce, i, W, t: lce(i, W, t.astype(float)), TypeError, "must be an integer array"),
+    "class_weight_shape": (lambda lce, i, W, t: lce(i, W, t, weight=W[0]), ValueError,
+                           r"`weight` must have shape \(5,\)"),
+    "class_weight_dtype": (lambda lce, i, W, t: lce(i, W, t, weight=W[:, 0].astype(jnp.float16)), TypeError,
+                           "`weight` must have the dtype of `input`"),
+    "reduction": (lambda lce, i, W, t: lce(i, W, t, reduction="batchmean"), ValueError, "`reduction` must be one of"),
+    "label_smoothing": (lambda lce, i, W, t: lce(i, W, t, label_smoothing=1.5), ValueError,
+                        "`label_smoothing` must be at most 1.0"),
+    "ignore_index_type": (lambda lce, i, W, t: lce(i, W, t, ignore_index=1.5), TypeError,
+                          "`ignore_index` must be an int"),
+    "options_type": (lambda lce, i, W, t: lce(i, W, t, options="chunked"), TypeError,
+                     "`options` must be a jaxloss LinearCrossEntropyOptions or None"),
+    "options_conflict": (
+        lambda lce, i, W, t: lce(
+            i, W, t, options=LinearCrossEntropyOptions(batch_chunk_size=3, chunking_method="aspect_ratio")
+        ),
+        ValueError, r"`options`: batch_chunk_size \(=3\) and chunking_method \('aspect_ratio'\) give different",
+    ),
+}
+
+
+@pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())
+@pytest.mark.parametrize("name", BAD_CALLS)
+def test_bad_input(name, options):
+    call, error, match = BAD_CALLS[name]
+    lce = functools.partial(F.linear_cross_entropy, options=options)
+    args = jnp.ones((N, IN)), jnp.ones((C, IN)), jnp.zeros(N, jnp.int32)
+    check_raises(lambda: call(lce, *args), error, f"^linear_cross_entropy: .*{match}")
+
+
+OPTION_SETS = [
+    dict(),
+    dict(batch_chunk_size=3),
+    dict(batch_chunk_size=1000),
+    dict(chunking_method=None),
+    dict(chunking_method=None, batch_chunk_size=2),
+    dict(chunking_method="aspect_ratio"),
+    dict(chunking_method="aspect_ratio:4"),
+]
+
+
+@pytest.mark.parametrize("fields", OPTION_SETS, ids=str)
+def test_chunk_size_is_torchs(fields):
+    """The rows per chunk are those torch's chunked op uses (float32 on its fallback device)."""
+    shapes = [(8192, 512, 32768), (7, 4, 5), (1, 4, 5), (0, 4, 5), (100, 3, 1000), (5, 100, 10)]
+    for num_rows, in_features, num_classes in shapes:
+        torch_options = torch.nn.LinearCrossEntropyOptions(**fields)
+        expected = torch_options._adjust(num_rows, in_features, num_classes, torch.float32)
+        got = LinearCrossEntropyOptions(**fields).chunk_size(num_rows, in_features, num_classes)
+        assert got == expected.batch_chunk_size, (num_rows, in_features, num_classes)
+
+
+BAD_OPTIONS = [
+    dict(acc_policy="fast"),
+    dict(chunking_method="aspect_ratio:0"),
+    dict(chunking_method="rows"),
+    dict(batch_chunk_size=0),
+    dict(batch_chunk_size=2.0),
+    dict(acc_dtype="int32"),
+]
+
+
+@pytest.mark.parametrize("fields", BAD_OPTIONS, ids=str)
+def test_bad_options_raise_as_in_torch(fields):
+    torch_fields = {**fields, "acc_dtype": torch.int32} if "acc_dtype" in fields else fields
+    with pytest.raises(ValueError):
+        torch.nn.LinearCrossEntropyOptions(**torch_fields)
+    with pytest.raises(ValueError, match=f"^LinearCrossEntropyOptions: `{next(iter(fields))}` must be"):
+        LinearCrossEntropyOptions(**fields)
+
+
+def test_accumulation_and_retain_graph_options_change_nothing():
+    args = jnp.asarray(x(N)), jnp.asarray(w()), jnp.asarray(indices(N))
+    expected = jax.value_and_grad(F.linear_cross_entropy, (0, 1))(
+        *args, options=LinearCrossEntropyOptions(batch_chunk_size=3)
+    )
+    ignored = dict(acc_policy="accurate", acc_dtype=jnp.bfloat16, allow_retain_graph=True)
+    got = jax.value_and_grad(F.linear_cross_entropy, (0, 1))(
+        *args, options=LinearCrossEntropyOptions(batch_chunk_size=3, **ignored)
+    )
+    jax.tree.map(np.testing.assert_array_equal, got, expected)
+
+
+def compiled_bytes(options, num_rows=1024, in_features=32, num_classes=4096):
+    """Temporary + output bytes of the compiled value_and_grad (w.r.t. input and linear_weight)."""
+    def loss(input, linear_weight, target):
+        return F.linear_cross_entropy(input, linear_weight, target, options=options)
+
+    shapes = (
+        jax.ShapeDtypeStruct((num_rows, in_features), jnp.float32),
+        jax.ShapeDtypeStruct((num_classes, in_features), jnp.float32),
+        jax.ShapeDtypeStruct((num_rows,), jnp.int32),
+    )
+    memory = jax.jit(jax.value_and_grad(loss, (0, 1))).lower(*shapes).compile().memory_analysis()
+    return memory.temp_size_in_bytes + memory.output_size_in_bytes
+
+
+def test_chunked_path_never_holds_the_logits():
+    """A structural check of XLA's buffer assignment, not a timing: the (N, C) logits (16 MiB here) and their
+    gradient are buffers of the unchunked program only."""
+    logits_bytes = 1024 * 4096 * 4
+    unchunked, chunked = compiled_bytes(None), compiled_bytes(LinearCrossEntropyOptions())
+    assert unchunked > 2 * logits_bytes
+    assert chunked < logits_bytes / 4 and chunked < unchunked / 10, (chunked, unchunked)
+
+
+@pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())
+def test_vmap(options):
+    """vmap over 3 batches (values and the gradient) equals torch batch by batch."""
+    inputs, weights, targets = x(3, N), w(), indices((3, N), ignored=2)
+
+    def loss(input, target):
+        return F.linear_cross_entropy(
+            input, jnp.asarray(weights), target, label_smoothing=0.1, reduction="sum", options=options
+        )
+
+    values, grads = jax.vmap(jax.value_and_grad(loss))(jnp.asarray(inputs), jnp.asarray(targets))
+    for input, target, value, grad in zip(inputs, targets, values, grads):
+        tensor = torch.tensor(input, dtype=torch.float32, requires_grad=True)
+        expected = torch.nn.functional.linear_cross_entropy(
+            tensor, torch.tensor(weights, dtype=torch.float32), torch.tensor(target), label_smoothing=0.1,
+            reduction="sum",
+        )
+        expected.backward()
+        np.testing.assert_allclose(value, expected.detach().numpy(), rtol=2e-5)
+        np.testing.assert_allclose(grad, tensor.grad.numpy(), rtol=2e-5, atol=2e-6)
+
+
+def test_chunked_path_supports_higher_order_and_forward_mode():
+    """Unlike torch's chunked op: Hessian-vector products and jvp equal the unchunked path's."""
+    with jax.enable_x64():
+        args = jnp.asarray(x(N)), jnp.asarray(w())
+        target, tangents = jnp.asarray(indices(N, ignored=1)), (jnp.asarray(x(N)), jnp.asarray(w()))
+
+        def hvp_and_jvp(options):
+            def loss(input, linear_weight):
+                return F.linear_cross_entropy(input, linear_weight, target, label_smoothing=0.2, options=options)
+
+            hvp = jax.jvp(jax.grad(loss, (0, 1)), args, tangents)[1]
+            return hvp, jax.jvp(loss, args, tangents)
+
+        jax.tree.map(
+            functools.partial(np.testing.assert_allclose, rtol=1e-10, atol=1e-12),
+            hvp_and_jvp(LinearCrossEntropyOptions(batch_chunk_size=3)), hvp_and_jvp(None),
+        )
+
+
+# --- LinearCrossEntropyLoss ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())
+def test_class_matches_torch_module(options):
+    """A torch module's parameters load as they are; the loss and the gradients of the input and of the
+    parameters (``jax.grad`` with respect to the instance) are torch's."""
+    class_weight = rng.uniform(0.5, 1.5, C)
+    settings = dict(out_features=(3,), bias=True, ignore_index=2, label_smoothing=0.1, reduction="sum")
+    module = torch.nn.LinearCrossEntropyLoss(
+        IN, C, weight=torch.tensor(class_weight), dtype=torch.float64, **settings
+    )
+    input, target = x(N), indices((N, 3), ignored=3, ignore_index=2)
+    tensor = torch.tensor(input, requires_grad=True)
+    expected = module(tensor, torch.tensor(target))
+    expected.backward()
+    with jax.enable_x64():
+        loss = nn.LinearCrossEntropyLoss(
+            IN, C, **settings, weight=jnp.asarray(class_weight), options=options,
+            linear_weight=jnp.asarray(module.linear.weight.detach().numpy()),
+            linear_bias=jnp.asarray(module.linear.bias.detach().numpy()),
+        )
+        value, (grad_loss, grad_input) = jax.value_and_grad(lambda l, i: l(i, jnp.asarray(target)), (0, 1))(
+            loss, jnp.asarray(input)
+        )
+    tolerance = dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(value, expected.detach().numpy(), **tolerance)
+    np.testing.assert_allclose(grad_input, tensor.grad.numpy(), **tolerance)
+    np.testing.assert_allclose(grad_loss.linear_weight, module.linear.weight.grad.numpy(), **tolerance)
+    np.testing.assert_allclose(grad_loss.linear_bias, module.linear.bias.grad.numpy(), **tolerance)
+
+
+def test_class_initialises_like_torch_linear():
+    loss = nn.LinearCrossEntropyLoss(16, 5, out_features=(2, 3), bias=True, key=jax.random.key(0))
+    torch_module = torch.nn.LinearCrossEntropyLoss(16, 5, out_features=(2, 3), bias=True)
+    pairs = ((loss.linear_weight, torch_module.linear.weight), (loss.linear_bias, torch_module.linear.bias))
+    for ours, theirs in pairs:
+        assert ours.shape == tuple(theirs.shape) and ours.dtype == jnp.float32
+        bound = 1 / np.sqrt(16)  # U(-1/sqrt(in), 1/sqrt(in)), as torch's
+        assert np.abs(ours).max() <= bound and np.abs(theirs.detach().numpy()).max() <= bound
+        assert np.abs(ours).max() > 0.8 * bound
+    again = nn.LinearCrossEntropyLoss(16, 5, out_features=(2, 3), bias=True, key=jax.random.key(0))
+    np.testing.assert_array_equal(again.linear_weight, loss.linear_weight)
+    half = nn.LinearCrossEntropyLoss(16, 5, dtype=jnp.float16, key=jax.random.key(1))
+    assert half.linear_weight.dtype == jnp.float16 and half.linear_bias is None
+    (leaf,) = jax.tree.leaves(half)  # no bias, no class weight: the weight is the only leaf
+    assert leaf is half.linear_weight
+
+
+def test_class_loads_a_torch_weight_with_replace():
+    module = torch.nn.LinearCrossEntropyLoss(IN, C)
+    loss = dataclasses.replace(
+        nn.LinearCrossEntropyLoss(IN, C, key=jax.random.key(0)),
+        linear_weight=jnp.asarray(module.linear.weight.detach().numpy()),
+    )
+    input, target = x(N), indices(N)
+    expected = module(torch.tensor(input, dtype=torch.float32), torch.tensor(target))
+    np.testing.assert_allclose(loss(jnp.asarray(input), jnp.asarray(target)), expected.detach().numpy(), rtol=2e-5)
+
+
+def test_class_bad_construction():
+    with pytest.raises(RuntimeError, match="label_smoothing"):
+        torch.nn.LinearCrossEntropyLoss(IN, C, label_smoothing=-0.1)
+    with pytest.raises(ValueError, match=r"^LinearCrossEntropyLoss: `label_smoothing` must lie in \[0, 1\]"):
+        nn.LinearCrossEntropyLoss(IN, C, label_smoothing=-0.1, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="^LinearCrossEntropyLoss: pass `key`"):
+        nn.LinearCrossEntropyLoss(IN, C)
+    with pytest.raises(ValueError, match="^LinearCrossEntropyLoss: pass `key`"):
+        nn.LinearCrossEntropyLoss(IN, C, bias=True, linear_weight=jnp.ones((C, IN)))
