@@ -3,15 +3,14 @@
 Run: ``python benchmarks/losses.py`` (needs the `bench` extra: torch and optax).
 
 Every contender is timed in the same process, interleaved call by call over many rounds so that drift of a
-shared machine hits all of them alike; the report gives medians and the ratios jaxloss/optax and
-jaxloss/torch (below 1 means jaxloss is faster). JAX functions are jitted and called with ready device
+shared machine hits all of them alike; the report gives median times and the median over rounds of the ratios
+jaxloss/optax and jaxloss/torch within a round (below 1 means jaxloss is faster). JAX functions are jitted and called with ready device
 arrays; torch runs eagerly, as its users run it, on the same CPU threads.
 """
 
 import argparse
 from collections.abc import Callable
 import dataclasses
-import statistics
 import time
 
 import jax
@@ -140,31 +139,33 @@ def check_agreement(bench: Benchmark) -> None:
         raise AssertionError(f"{bench.name}: the contenders disagree: {values}")
 
 
-def median_times(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each contender, timed interleaved: one call of each, `rounds` times.
+def round_times(contenders: dict[str, Callable[[], None]], rounds: int, calls: int = 3) -> dict[str, np.ndarray]:
+    """Seconds per call of each contender in every round, timed interleaved: every round runs each contender in
+    turn (in a shuffled order) for one untimed call and `calls` timed ones.
 
-    Worker threads (torch's OpenMP pool, XLA's Eigen pool) keep spinning for a while after a call and slow
-    whatever runs right after it; so every call starts after a short idle pause, and the order is shuffled
-    every round.
+    The untimed call absorbs the switch between libraries: worker threads (torch's OpenMP pool, XLA's Eigen
+    pool) keep spinning for a while after a call, and sleeping ones are slow to wake, either of which would
+    bias a contender that runs right after another; the timed calls then see each library in its steady
+    state, as in a training loop.
     """
     for run in contenders.values():  # compile and warm up
-        run()
         run()
     times = {name: [] for name in contenders}
     order = np.random.default_rng(0)
     for _ in range(rounds):
         for name in order.permutation(list(contenders)):
             run = contenders[name]
-            time.sleep(0.005)  # let the previous call's spinning worker threads go idle
-            start = time.perf_counter()
             run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(samples) for name, samples in times.items()}
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            times[name].append((time.perf_counter() - start) / calls)
+    return {name: np.array(samples) for name, samples in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=40, help="timed calls per contender and case")
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds per case")
     parser.add_argument("--only", default="", help="run only the cases whose name contains this text")
     args = parser.parse_args()
 
@@ -183,10 +184,12 @@ def main() -> None:
                 "optax": jax_contender(bench.optax, bench.jax_args, backward),
                 "torch": torch_contender(bench.torch, bench.torch_args, backward),
             }
-            ms = {name: 1e3 * seconds for name, seconds in median_times(contenders, args.rounds).items()}
+            times = round_times(contenders, args.rounds)
+            ms = {name: 1e3 * np.median(samples) for name, samples in times.items()}
+            # Ratios pair the calls of one round (run seconds apart), so slow drift of the machine cancels.
+            ratio = {name: np.median(times["jaxloss"] / times[name]) for name in ("optax", "torch")}
             print(f"{bench.name:<44}{'fwd+bwd' if backward else 'fwd':<9}{ms['jaxloss']:>9.2f}"
-                  f"{ms['optax']:>9.2f}{ms['torch']:>9.2f}{ms['jaxloss'] / ms['optax']:>9.2f}"
-                  f"{ms['jaxloss'] / ms['torch']:>9.2f}")
+                  f"{ms['optax']:>9.2f}{ms['torch']:>9.2f}{ratio['optax']:>9.2f}{ratio['torch']:>9.2f}")
 
 
 if __name__ == "__main__":

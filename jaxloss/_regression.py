@@ -94,9 +94,11 @@ def mse_loss(input, target, reduction: str = "mean", weight=None) -> jax.Array:
 
 def _smooth_l1(diff: jax.Array, beta: float) -> jax.Array:
     """``0.5 d² / β`` where ``|d| < β``, else ``|d| - 0.5 β``; exactly ``|d|`` when β is 0."""
-    abs_diff = _subgradients.abs(diff)
     if beta == 0.0:  # torch falls back to l1 here; the quadratic branch would divide by zero.
-        return abs_diff
+        return _subgradients.abs(diff)
+    # The linear branch only serves |d| >= β > 0, where `jnp.abs` has torch's derivative (and is faster than
+    # the subgradient-exact `_subgradients.abs`).
+    abs_diff = jnp.abs(diff)
     return jnp.where(abs_diff < beta, 0.5 * jnp.square(diff) / beta, abs_diff - 0.5 * beta)
 
 
@@ -162,7 +164,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     delta = _checks.float_option("huber_loss", "delta", delta)
     _checks.check_option("huber_loss", "delta", delta, delta > 0, "positive")
     input, target, weight, dtype = _elementwise_inputs("huber_loss", input, target, weight, reduction)
-    abs_diff = _subgradients.abs(input - target)
+    abs_diff = jnp.abs(input - target)  # derivative used only where |d| >= δ > 0: torch's there
     loss = jnp.where(abs_diff < delta, 0.5 * jnp.square(abs_diff), delta * (abs_diff - 0.5 * delta))
     if weight is not None:
         loss = weight * loss
