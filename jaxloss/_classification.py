@@ -160,7 +160,9 @@ def index_losses(
     num_classes = scores.shape[axis]
     ignored = _equal_or_false(target, ignore_index)
     out_of_range = ~ignored & ((target < 0) | _at_least(target, num_classes))
-    safe = jnp.where(ignored | out_of_range, 0, target)  # a valid class to gather from at skipped positions
+    # A valid class to gather from at skipped positions (their gathered value is masked below). Clipping needs
+    # no mask, so XLA fuses it into the gather instead of materialising one.
+    safe = jnp.clip(target, 0, max(num_classes - 1, 0))
     target_scores = jnp.take_along_axis(
         scores, jnp.expand_dims(safe, axis), axis=axis, mode="promise_in_bounds"
     ).squeeze(axis)
