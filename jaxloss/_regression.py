@@ -92,14 +92,32 @@ def mse_loss(input, target, reduction: str = "mean", weight=None) -> jax.Array:
     return _reduce_weighted(jnp.square(input - target), weight, reduction).astype(dtype)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _huber(diff: jax.Array, delta: float) -> jax.Array:
+    """``0.5 d²`` where ``|d| < δ``, else ``δ (|d| − 0.5 δ)``, with torch's derivative ``clip(d, −δ, δ)``.
+
+    Written without a select, as ``m (|d| − 0.5 m)`` with ``m = min(|d|, δ)``: the same roundings as torch's
+    two branches, and XLA:CPU fuses it into the reduction that follows (a select would be materialised).
+    The custom derivative is torch's hand-written one, finite at ``d = ±inf`` where autodiff of either form
+    gives NaN.
+    """
+    abs_diff = jnp.abs(diff)
+    clipped = jnp.minimum(abs_diff, delta)
+    return clipped * (abs_diff - 0.5 * clipped)
+
+
+@_huber.defjvp
+def _huber_jvp(delta, primals, tangents):
+    (diff,), (d_diff,) = primals, tangents
+    return _huber(diff, delta), jnp.clip(diff, -delta, delta) * d_diff
+
+
 def _smooth_l1(diff: jax.Array, beta: float) -> jax.Array:
-    """``0.5 d² / β`` where ``|d| < β``, else ``|d| - 0.5 β``; exactly ``|d|`` when β is 0."""
+    """``0.5 d² / β`` where ``|d| < β``, else ``|d| − 0.5 β`` (gradient ``clip(d, −β, β) / β``, as torch's);
+    exactly ``|d|`` when β is 0."""
     if beta == 0.0:  # torch falls back to l1 here; the quadratic branch would divide by zero.
         return _subgradients.abs(diff)
-    # The linear branch only serves |d| >= β > 0, where `jnp.abs` has torch's derivative (and is faster than
-    # the subgradient-exact `_subgradients.abs`).
-    abs_diff = jnp.abs(diff)
-    return jnp.where(abs_diff < beta, 0.5 * jnp.square(diff) / beta, abs_diff - 0.5 * beta)
+    return _huber(diff, beta) / beta
 
 
 @functools.partial(jax.jit, static_argnames=("reduction", "beta"))
@@ -164,8 +182,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     delta = _checks.float_option("huber_loss", "delta", delta)
     _checks.check_option("huber_loss", "delta", delta, delta > 0, "positive")
     input, target, weight, dtype = _elementwise_inputs("huber_loss", input, target, weight, reduction)
-    abs_diff = jnp.abs(input - target)  # derivative used only where |d| >= δ > 0: torch's there
-    loss = jnp.where(abs_diff < delta, 0.5 * jnp.square(abs_diff), delta * (abs_diff - 0.5 * delta))
+    loss = _huber(input - target, delta)
     if weight is not None:
         loss = weight * loss
     return reduce(loss, reduction).astype(dtype)

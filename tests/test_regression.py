@@ -19,6 +19,10 @@ KINK_INPUT = np.array([0.0, 1.0, 2.0, -1.0, 0.5, 3.0, -2.0, 1.5])
 KINK_TARGET = np.array([0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.5])
 
 
+# Infinite and NaN differences, where torch's hand-written gradients stay finite (or NaN) in its own way.
+NONFINITE_INPUT = np.array([np.inf, -np.inf, np.nan, 1e30])
+
+
 def regression_variants(weighted: bool, **options):
     variants = {
         "scalar": dict(arrays=dict(input=normal(), target=normal())),
@@ -26,6 +30,7 @@ def regression_variants(weighted: bool, **options):
         "2d": dict(arrays=dict(input=normal(4, 3), target=normal(4, 3))),
         "4d": dict(arrays=dict(input=normal(2, 3, 4, 5), target=normal(2, 3, 4, 5))),
         "kinks": dict(arrays=dict(input=KINK_INPUT, target=KINK_TARGET)),
+        "nonfinite": dict(arrays=dict(input=NONFINITE_INPUT, target=np.zeros(4))),
         "empty": dict(arrays=dict(input=normal(0, 3), target=normal(0, 3))),
     }
     if weighted:
