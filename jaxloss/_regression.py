@@ -96,14 +96,11 @@ def mse_loss(input, target, reduction: str = "mean", weight=None) -> jax.Array:
 def _huber(diff: jax.Array, delta: float) -> jax.Array:
     """``0.5 d²`` where ``|d| < δ``, else ``δ (|d| − 0.5 δ)``, with torch's derivative ``clip(d, −δ, δ)``.
 
-    Written without a select, as ``m (|d| − 0.5 m)`` with ``m = min(|d|, δ)``: the same roundings as torch's
-    two branches, and XLA:CPU fuses it into the reduction that follows (a select would be materialised).
-    The custom derivative is torch's hand-written one, finite at ``d = ±inf`` where autodiff of either form
-    gives NaN.
+    The custom derivative is torch's hand-written one: finite at ``d = ±inf``, where autodiff of the two
+    branches gives NaN (the unselected quadratic branch contributes ``0 · inf``).
     """
     abs_diff = jnp.abs(diff)
-    clipped = jnp.minimum(abs_diff, delta)
-    return clipped * (abs_diff - 0.5 * clipped)
+    return jnp.where(abs_diff < delta, 0.5 * jnp.square(diff), delta * (abs_diff - 0.5 * delta))
 
 
 @_huber.defjvp
