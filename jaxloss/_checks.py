@@ -7,15 +7,19 @@ Two kinds of check, as in torch:
 * **Value checks** look at the data (class indices in range, probabilities in [0, 1], ...). A loss computes
   them as boolean flags next to its result and puts NaN in the affected elements. `raise_failed` then raises a
   `ValueError` when the flags are known (eager calls, including eager `jax.grad`); under `jit` or `vmap` they
-  are not known, and the NaN is what the caller sees: never a plausible-looking number.
+  are not known, and the NaN is what the caller sees: never a plausible-looking number; inside
+  `jaxloss.checkify` they become `jax.experimental.checkify` errors instead.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+import contextlib
+import contextvars
 import operator
 import sys
 import warnings
 
 import jax
+from jax.experimental import checkify
 import jax.numpy as jnp
 import numpy as np
 
@@ -177,8 +181,24 @@ def concrete_value(value) -> np.ndarray | None:
     return np.asarray(value)
 
 
+_CHECKIFY_VALUE_CHECKS = contextvars.ContextVar("jaxloss_checkify_value_checks", default=False)
+
+
+@contextlib.contextmanager
+def checkify_value_checks() -> Iterator[None]:
+    """While active, `raise_failed` turns the value checks it cannot evaluate into `checkify.check`s."""
+    token = _CHECKIFY_VALUE_CHECKS.set(True)
+    try:
+        yield
+    finally:
+        _CHECKIFY_VALUE_CHECKS.reset(token)
+
+
 def raise_failed(loss: str, result, failures: Mapping[str, jax.Array]):
     """Returns `result`, after raising `ValueError` for the first known-true flag in `failures`.
+
+    Flags that are not known (under `jit`/`vmap`) become `checkify.check`s inside `checkify_value_checks`, and
+    are otherwise left to the NaN already in `result`.
 
     Args:
       loss: the loss's name, for the message.
@@ -191,7 +211,11 @@ def raise_failed(loss: str, result, failures: Mapping[str, jax.Array]):
     """
     for message, failed in failures.items():
         known = concrete_value(failed)
-        if known is not None and bool(known):
+        if known is None:
+            if _CHECKIFY_VALUE_CHECKS.get():
+                escaped = f"{loss}: {message}.".replace("{", "{{").replace("}", "}}")  # checkify formats it
+                checkify.check(jnp.logical_not(failed), escaped)
+        elif bool(known):
             raise ValueError(f"{loss}: {message}.")
     return result
 
