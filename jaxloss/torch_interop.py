@@ -1,0 +1,119 @@
+"""Tudui weights between a torch `state_dict` and Flax parameters.
+
+torch stores conv weights as OIHW and linear weights as (out, in); Flax as HWIO and (in, out). torch's
+`Flatten` runs over an NCHW feature map and Flax's over NHWC, so the rows of the first linear layer's weight are
+permuted as well. Neither function imports torch: they take anything with torch's `.detach()` or NumPy's array
+interface and give back NumPy arrays that `torch.from_numpy` turns into tensors.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+# Flax layer name -> prefix of torch's state_dict key (the index in the lessons' `model1` Sequential).
+_CONVS = {"conv1": "model1.0", "conv2": "model1.2", "conv3": "model1.4"}
+_DENSES = {"dense1": "model1.7", "dense2": "model1.8"}
+_CONV_CHANNELS = {"conv1": (3, 32), "conv2": (32, 32), "conv3": (32, 64)}  # (in, out)
+_FEATURE_MAP = (64, 4, 4)  # conv3's pooled output (C, H, W), which Flatten turns into dense1's 1024 inputs
+_HIDDEN = 64
+
+
+def _torch_shapes(num_classes: int) -> dict[str, tuple[int, ...]]:
+    """The shape of each entry of a torch Tudui's state_dict."""
+    shapes = {}
+    for name, prefix in _CONVS.items():
+        in_channels, out_channels = _CONV_CHANNELS[name]
+        shapes[f"{prefix}.weight"], shapes[f"{prefix}.bias"] = (out_channels, in_channels, 5, 5), (out_channels,)
+    for prefix, (inputs, outputs) in zip(_DENSES.values(), ((np.prod(_FEATURE_MAP), _HIDDEN), (_HIDDEN, num_classes))):
+        shapes[f"{prefix}.weight"], shapes[f"{prefix}.bias"] = (outputs, inputs), (outputs,)
+    return shapes
+
+
+def _to_numpy(value) -> np.ndarray:
+    """A torch tensor (any device, with or without grad) or array-like as a NumPy array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _checked_numpy(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The state_dict as NumPy arrays, after checking its keys and shapes against the lessons' Tudui."""
+    weights = {key: _to_numpy(value) for key, value in state_dict.items()}
+    num_classes = weights["model1.8.bias"].shape[0] if "model1.8.bias" in weights else 10
+    expected = _torch_shapes(num_classes)
+    missing, unexpected = expected.keys() - weights.keys(), weights.keys() - expected.keys()
+    if missing or unexpected:
+        raise ValueError(
+            "tudui_params_from_torch: state_dict does not hold the lessons' Tudui: "
+            f"missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}")
+    for key, shape in expected.items():
+        if weights[key].shape != shape:
+            raise ValueError(
+                f"tudui_params_from_torch: state_dict[{key!r}] has shape {weights[key].shape}, expected {shape}")
+    return weights
+
+
+def tudui_params_from_torch(state_dict: Mapping[str, Any], dtype=None) -> dict:
+    """Flax `Tudui` parameters holding the weights of a torch Tudui's `state_dict`.
+
+    Args:
+        state_dict: torch Tudui's `state_dict()` (keys `model1.0.weight` ... `model1.8.bias`), torch tensors or
+            arrays.
+        dtype: the parameters' dtype; None keeps the state_dict's.
+
+    Returns:
+        `{'params': {'conv1': {'kernel', 'bias'}, ..., 'dense2': ...}}` of JAX arrays, for `Tudui.apply`.
+
+    Raises:
+        ValueError: if keys are missing or unexpected, or a weight has the wrong shape.
+
+    Example:
+        >>> import jax
+        >>> from jaxloss.tudui import Tudui
+        >>> params = Tudui().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+        >>> state = tudui_params_to_torch(params)
+        >>> state["model1.7.weight"].shape
+        (64, 1024)
+        >>> back = tudui_params_from_torch(state)
+        >>> bool((back["params"]["dense1"]["kernel"] == params["params"]["dense1"]["kernel"]).all())
+        True
+    """
+    weights = _checked_numpy(state_dict)
+    params = {}
+    for name, prefix in _CONVS.items():
+        # OIHW -> HWIO
+        params[name] = {"kernel": weights[f"{prefix}.weight"].transpose(2, 3, 1, 0), "bias": weights[f"{prefix}.bias"]}
+    # torch's Flatten turns the (C, H, W) feature map into input c*H*W + h*W + w; Flax's turns (H, W, C) into
+    # h*W*C + w*C + c: reorder dense1's inputs accordingly.
+    weight = weights["model1.7.weight"]
+    kernel = weight.reshape(_HIDDEN, *_FEATURE_MAP).transpose(2, 3, 1, 0).reshape(-1, _HIDDEN)
+    params["dense1"] = {"kernel": kernel, "bias": weights["model1.7.bias"]}
+    params["dense2"] = {"kernel": weights["model1.8.weight"].T, "bias": weights["model1.8.bias"]}
+    return {"params": {layer: {kind: jnp.asarray(array, dtype) for kind, array in arrays.items()}
+                       for layer, arrays in params.items()}}
+
+
+def tudui_params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """A torch Tudui `state_dict` (as NumPy arrays) holding Flax `Tudui` parameters.
+
+    Args:
+        params: `Tudui` parameters, `{'params': {...}}` as `Tudui.init` returns them.
+
+    Returns:
+        `{'model1.0.weight': OIHW array, ..., 'model1.8.bias': ...}`; load it into torch with
+        `model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})`.
+    """
+    layers = params["params"]
+    state = {}
+    for name, prefix in _CONVS.items():
+        state[f"{prefix}.weight"] = np.asarray(layers[name]["kernel"]).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        state[f"{prefix}.bias"] = np.asarray(layers[name]["bias"])
+    channels, height, width = _FEATURE_MAP
+    kernel = np.asarray(layers["dense1"]["kernel"])
+    weight = kernel.reshape(height, width, channels, _HIDDEN).transpose(3, 2, 0, 1).reshape(_HIDDEN, -1)
+    state["model1.7.weight"], state["model1.7.bias"] = weight, np.asarray(layers["dense1"]["bias"])
+    state["model1.8.weight"] = np.asarray(layers["dense2"]["kernel"]).T
+    state["model1.8.bias"] = np.asarray(layers["dense2"]["bias"])
+    return {key: np.array(value, order="C") for key, value in state.items()}  # writable copies for torch.from_numpy

@@ -1,0 +1,131 @@
+"""The Flax Tudui against torch's: logits and gradients on the same weights, the max-pool tie rule, interop."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as torch_F
+
+from experiments.torch_tudui import TorchTudui
+from jaxloss.torch_interop import tudui_params_from_torch, tudui_params_to_torch
+from jaxloss.tudui import Tudui, max_pool_2x2
+
+# float32: the two networks sum the same products in different orders (oneDNN vs XLA convolutions).
+TOLERANCES = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+DTYPES = {"f32": np.float32, "f64": np.float64}
+
+
+def blocky_images(rng: np.random.Generator, n: int) -> np.ndarray:
+    """uint8 NHWC images of 8x8 flat blocks: flat regions make equal conv outputs, so max-pool windows tie."""
+    blocks = rng.integers(0, 256, size=(n, 4, 4, 3), dtype=np.uint8)
+    return blocks.repeat(8, axis=1).repeat(8, axis=2)
+
+
+def torch_model(dtype, seed: int = 0) -> TorchTudui:
+    torch.manual_seed(seed)
+    return TorchTudui().to(torch.float64 if dtype == np.float64 else torch.float32)
+
+
+def torch_nchw(images_uint8: np.ndarray, dtype) -> torch.Tensor:
+    """torchvision's ToTensor: uint8 HWC -> float CHW in [0, 1]."""
+    return torch.from_numpy(images_uint8.astype(dtype) / dtype(255)).permute(0, 3, 1, 2)
+
+
+def params_close(flax_params, torch_state, dtype) -> None:
+    """Compare Flax-layout arrays with a torch-layout state dict, converting the torch side."""
+    expected = tudui_params_from_torch({k: np.asarray(v) for k, v in torch_state.items()})
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCES[dtype]), flax_params, expected)
+
+
+@pytest.mark.parametrize("dtype_name", DTYPES)
+def test_logits_and_gradients_match_torch(dtype_name):
+    dtype = DTYPES[dtype_name]
+    rng = np.random.default_rng(0)
+    images = np.concatenate([blocky_images(rng, 6), rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)])
+    labels = rng.integers(0, 10, size=len(images))
+
+    model = torch_model(dtype)
+    x = torch_nchw(images, dtype).requires_grad_()
+    logits = model(x)
+    torch_F.cross_entropy(logits, torch.from_numpy(labels)).backward()
+
+    with jax.enable_x64(dtype == np.float64):
+        params = tudui_params_from_torch(model.state_dict())
+        flax_model = Tudui(param_dtype=dtype)
+
+        def loss(params, images):
+            logits = flax_model.apply(params, images)
+            log_probs = jax.nn.log_softmax(logits)
+            return -jnp.take_along_axis(log_probs, jnp.asarray(labels)[:, None], axis=1).mean(), logits
+
+        images_jax = jnp.asarray(images.astype(dtype) / dtype(255))
+        (_, jax_logits), (param_grads, image_grads) = jax.jit(
+            jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, images_jax)
+        assert jax_logits.dtype == dtype
+        np.testing.assert_allclose(jax_logits, logits.detach().numpy(), **TOLERANCES[dtype])
+        params_close(param_grads, {k: v.grad for k, v in model.named_parameters()}, dtype)
+        np.testing.assert_allclose(image_grads, x.grad.permute(0, 2, 3, 1).numpy(), **TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 4, 3), (1, 5, 7, 2)], ids=["even", "odd"])
+def test_max_pool_matches_torch_at_ties(shape):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 2, size=shape).astype(np.float32)  # zeros and ones: most windows tie
+    cotangent = rng.normal(size=(shape[0], shape[1] // 2, shape[2] // 2, shape[3])).astype(np.float32)
+
+    torch_x = torch.from_numpy(x).permute(0, 3, 1, 2).requires_grad_()
+    torch_y = torch_F.max_pool2d(torch_x, 2)
+    torch_y.backward(torch.from_numpy(cotangent).permute(0, 3, 1, 2))
+
+    y, vjp = jax.vjp(max_pool_2x2, jnp.asarray(x))
+    np.testing.assert_array_equal(y, torch_y.detach().permute(0, 2, 3, 1).numpy())
+    np.testing.assert_array_equal(vjp(jnp.asarray(cotangent))[0], torch_x.grad.permute(0, 2, 3, 1).numpy())
+
+
+def test_max_pool_forward_mode_equals_reverse_mode():
+    x = jnp.asarray(np.random.default_rng(2).integers(0, 3, size=(1, 4, 4, 2)).astype(np.float32))
+    jacobian_forward = jax.jacfwd(max_pool_2x2)(x)
+    jacobian_reverse = jax.jacrev(max_pool_2x2)(x)
+    np.testing.assert_array_equal(jacobian_forward, jacobian_reverse)
+
+
+def test_max_pool_propagates_nan():
+    x = jnp.zeros((1, 2, 2, 1)).at[0, 1, 1, 0].set(jnp.nan)
+    assert jnp.isnan(max_pool_2x2(x)).all()
+    assert jax.grad(lambda x: max_pool_2x2(x).sum())(x)[0, 1, 1, 0] == 1
+
+
+def test_parameter_count_and_torch_init_distribution():
+    params = jax.jit(Tudui().init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    torch_state = TorchTudui().state_dict()
+    assert sum(p.size for p in jax.tree.leaves(params)) == sum(v.numel() for v in torch_state.values()) == 145578
+    # torch draws every weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    for key, value in tudui_params_to_torch(params).items():
+        bound = 1 / np.sqrt(torch_state[key.replace("bias", "weight")][0].numel())
+        assert np.abs(value).max() <= bound
+        assert np.abs(value).max() > 0.9 * bound, key
+
+
+def test_state_dict_round_trip_is_exact():
+    state = {k: v.numpy() for k, v in torch_model(np.float32).state_dict().items()}
+    back = tudui_params_to_torch(tudui_params_from_torch(state))
+    assert back.keys() == state.keys()
+    for key in state:
+        np.testing.assert_array_equal(back[key], state[key])
+    model = TorchTudui()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in back.items()})
+
+
+def test_rejects_foreign_state_dicts():
+    state = TorchTudui().state_dict()
+    with pytest.raises(ValueError, match=r"missing keys \['model1.8.bias'\]"):
+        tudui_params_from_torch({k: v for k, v in state.items() if k != "model1.8.bias"})
+    with pytest.raises(ValueError, match=r"state_dict\['model1.0.weight'\] has shape \(32, 3, 3, 3\)"):
+        tudui_params_from_torch({**state, "model1.0.weight": torch.zeros(32, 3, 3, 3)})
+
+
+def test_rejects_images_of_the_wrong_shape():
+    params = jax.jit(Tudui().init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    with pytest.raises(ValueError, match=r"expected images of shape \(N, 32, 32, 3\) \(NHWC\), got \(1, 3, 32, 32\)"):
+        Tudui().apply(params, jnp.zeros((1, 3, 32, 32)))
