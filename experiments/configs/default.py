@@ -1,0 +1,40 @@
+"""The lessons' training setup: Tudui, `CrossEntropyLoss`, `torch.optim.SGD(lr=0.01)`, batch 64, 10 epochs.
+
+Override single fields on the command line, e.g. ``--config.learning_rate=0.02 --config.num_epochs=3``.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """The default hyperparameters: the lessons' values, with torch.optim.SGD's defaults for the rest."""
+    config = ml_collections.ConfigDict()
+
+    # torch.optim.SGD(params, lr=0.01): momentum, dampening, weight decay and Nesterov at torch's defaults
+    # (jaxloss.training.torch_sgd maps them to optax with torch's semantics).
+    config.learning_rate = 0.01
+    config.momentum = 0.0
+    config.dampening = 0.0
+    config.weight_decay = 0.0
+    config.nesterov = False
+
+    config.batch_size = 64
+    config.num_epochs = 10
+    # Seeds the initial weights and every epoch's shuffle: the same seed gives the same numbers.
+    config.seed = 0
+
+    # 'auto' picks CIFAR-10 when it is available (torchvision's files in cifar10_dir or the JAXLOSS_CIFAR10_DIR
+    # environment variable, or tensorflow-datasets' prepared copy) and otherwise scikit-learn's bundled digits;
+    # 'cifar10' and 'digits' insist (see jaxloss.datasets.load_dataset).
+    config.dataset = "auto"
+    config.cifar10_dir = config_dict.placeholder(str)
+    config.tfds_data_dir = config_dict.placeholder(str)  # None: tensorflow-datasets' default directory
+
+    # A checkpoint at the end of every epoch and every `checkpoint_every_steps` steps within one, so a run
+    # killed mid-epoch repeats at most that many steps (200 steps of batch 64: about 15 s on a 2-core CPU).
+    config.checkpoint_every_steps = 200
+    config.max_checkpoints_to_keep = 3
+    # The training loss goes to TensorBoard every this many steps (and every epoch's summary always).
+    config.log_every_steps = 50
+    return config

@@ -1,0 +1,34 @@
+"""Trains the lessons' Tudui in JAX: the command line of `experiments.train.train_and_evaluate`.
+
+Run from the repository root::
+
+    python experiments/main.py                                   # CIFAR-10 if available, else offline digits
+    JAXLOSS_CIFAR10_DIR=path/to/cifar-10-batches-py python experiments/main.py --workdir runs/cifar10
+    python experiments/main.py --config.learning_rate=0.02 --config.num_epochs=3 --workdir runs/lr0.02
+    python experiments/main.py --workdir runs/cifar10 --resume   # continue an interrupted run
+"""
+
+import pathlib
+import sys
+
+from absl import app, flags
+
+if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from experiments import cli, train  # noqa: E402
+
+_RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its newest checkpoint.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        train.train_and_evaluate(cli.config_from_flags(), cli.WORKDIR.value, resume=_RESUME.value)
+    except (FileExistsError, FloatingPointError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    cli.run(main, default_workdir="runs/tudui")

@@ -1,0 +1,128 @@
+"""Per-epoch metrics of a training run: the record, its printed line, and its JSONL and TensorBoard files.
+
+Both trainers (`experiments.train` in JAX, `experiments.torch_reference` in torch) report through this module,
+so their lines and files can be compared side by side.
+"""
+
+import json
+import os
+import pathlib
+import time
+from collections.abc import Mapping
+
+import tensorboardX
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+TIMING_KEYS = ("images_per_second", "epoch_seconds", "elapsed_seconds")
+"""Record keys measured by the clock: they differ between otherwise identical runs."""
+
+
+def epoch_record(*, epoch: int, step: int, summed_loss: float, num_batches: int, test_loss_sum: float,
+                 test_correct: int, test_count: int, train_images: int, train_seconds: float,
+                 elapsed_seconds: float) -> dict:
+    """The metrics of one finished epoch, as written to `metrics.jsonl`.
+
+    Args:
+        epoch: the epoch's number, from 1.
+        step: the number of training steps taken when the epoch ended (over the whole run).
+        summed_loss: the sum over the epoch's batches of each batch's mean loss: the lessons' `running_loss`.
+        num_batches: the epoch's number of batches.
+        test_loss_sum: the loss summed over every test image.
+        test_correct: the number of test images classified correctly.
+        test_count: the number of test images.
+        train_images: the number of training images the epoch saw.
+        train_seconds: the wall time of the epoch's training steps (not the evaluation).
+        elapsed_seconds: the wall time since the run began, evaluation included.
+
+    Returns:
+        A dict of JSON-serialisable numbers; `TIMING_KEYS` are the clock-dependent ones.
+    """
+    return {
+        "epoch": epoch,
+        "step": step,
+        "summed_loss": summed_loss,
+        "mean_loss": summed_loss / num_batches,
+        "test_loss": test_loss_sum / test_count,
+        "test_accuracy": test_correct / test_count,
+        "images_per_second": train_images / train_seconds,
+        "epoch_seconds": train_seconds,
+        "elapsed_seconds": elapsed_seconds,
+    }
+
+
+def format_epoch(record: Mapping[str, float], num_epochs: int) -> str:
+    """The line printed for an epoch, e.g. ``epoch  1/10  summed loss 1698.3311  mean loss 2.1718 ...``."""
+    width = len(str(num_epochs))
+    return (f"epoch {record['epoch']:>{width}}/{num_epochs}  summed loss {record['summed_loss']:.4f}  "
+            f"mean loss {record['mean_loss']:.4f}  test loss {record['test_loss']:.4f}  "
+            f"test accuracy {100 * record['test_accuracy']:.2f}%  {record['images_per_second']:,.0f} images/s  "
+            f"elapsed {record['elapsed_seconds']:.1f} s")
+
+
+def read_metrics(workdir: str | os.PathLike) -> list[dict]:
+    """The records of `workdir`'s `metrics.jsonl` (none if it does not exist), ignoring a torn last line."""
+    path = pathlib.Path(workdir) / METRICS_FILE
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            # Only the last line can be torn (a run killed while writing it); it is rewritten on resume.
+            break
+    return records
+
+
+class MetricWriter:
+    """Writes epoch records to `workdir/metrics.jsonl` and scalars to TensorBoard event files.
+
+    Writing starts after `start_step`: JSONL records of later steps (left by an interrupted run that is now
+    resumed from `start_step`) are dropped, and TensorBoard is told to hide its events from `start_step + 1`
+    on (tensorboardX's `purge_step`), so nothing is duplicated. TensorBoard needs no TensorFlow here.
+
+    Args:
+        workdir: the run's directory (created if missing).
+        start_step: the training step the run resumes after (0 for a fresh run).
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, start_step: int = 0):
+        workdir = pathlib.Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        kept = [record for record in read_metrics(workdir) if record["step"] <= start_step]
+        self._jsonl_path = workdir / METRICS_FILE
+        temporary = self._jsonl_path.with_suffix(".jsonl.tmp")
+        with open(temporary, "w") as file:
+            file.writelines(json.dumps(record) + "\n" for record in kept)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self._jsonl_path)  # atomic: a kill now leaves the old file or the new one
+        self._jsonl = open(self._jsonl_path, "a")
+        # tensorboardX names event files by the second they were opened; the suffix keeps a run resumed within
+        # the same second from truncating the file of the run before it, and sorts after it.
+        self._tensorboard = tensorboardX.SummaryWriter(str(workdir / TENSORBOARD_DIR), purge_step=start_step + 1,
+                                                       filename_suffix=f".{time.time_ns()}")
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        """Adds scalars (e.g. `{'train/loss': 2.3}`) at `step` to TensorBoard."""
+        for tag, value in scalars.items():
+            self._tensorboard.add_scalar(tag, value, step)
+
+    def write_epoch(self, record: Mapping[str, float]) -> None:
+        """Appends an `epoch_record` to the JSONL file (flushed to disk) and to TensorBoard."""
+        self._jsonl.write(json.dumps(dict(record)) + "\n")
+        self.write_scalars(record["step"], {f"epoch/{key}": value for key, value in record.items()
+                                            if key not in ("epoch", "step")})
+        self.flush()
+
+    def flush(self) -> None:
+        """Puts everything written so far on disk (before a checkpoint, so that a kill loses none of it)."""
+        self._jsonl.flush()
+        os.fsync(self._jsonl.fileno())
+        self._tensorboard.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._jsonl.close()
+        self._tensorboard.close()

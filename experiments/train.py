@@ -1,0 +1,283 @@
+"""Trains the lessons' Tudui with jit-compiled torch-SGD steps, reporting, checkpointing and resuming.
+
+`train_and_evaluate(config, workdir)` is the whole experiment; `experiments/main.py` is its command line. Every
+epoch prints the lessons' summed loss with the mean loss, test loss and accuracy, speed and elapsed time, and
+appends the same record to `workdir/metrics.jsonl` and to TensorBoard (`workdir/tensorboard`). Checkpoints
+(`workdir/checkpoints`) are written at the end of each epoch and every `config.checkpoint_every_steps` steps;
+resuming from one gives bitwise the result of an uninterrupted run, because the batch order is a pure function
+of (seed, epoch) and the checkpoint holds everything else the remaining steps depend on.
+"""
+
+import dataclasses
+import functools
+import math
+import os
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from experiments import checkpointing, plotting, reporting
+from jaxloss import batching, datasets, training
+from jaxloss.tudui import IMAGE_SHAPE, Tudui
+
+PLOT_FILE = "curves.png"
+# Settings that may change when a run is resumed: they do not change the numbers it computes.
+RESUMABLE_SETTINGS = ("num_epochs", "cifar10_dir", "tfds_data_dir", "checkpoint_every_steps",
+                      "max_checkpoints_to_keep", "log_every_steps")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a finished run leaves: its final parameters and optimizer state, step count and epoch records."""
+
+    params: Any
+    opt_state: Any
+    step: int
+    records: list[dict]
+
+
+def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """The keys of a run's initial parameters and of its data order: two independent streams from one seed."""
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+    return init_key, data_key
+
+
+# Module-level, so that it is compiled once per process (ten threefry draws take seconds to compile on a CPU).
+_init_tudui = jax.jit(Tudui().init)
+
+
+def initial_params(init_key: jax.Array) -> dict:
+    """Tudui's initial parameters (torch's default distributions, drawn from JAX's random stream)."""
+    return _init_tudui(init_key, jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The optimizer and the jit-compiled steps that train and evaluate Tudui with it."""
+
+    optimizer: optax.GradientTransformation
+    train_step: Callable
+    eval_step: Callable
+
+
+def make_steps(config: ml_collections.ConfigDict) -> Steps:
+    """`torch.optim.SGD` with the config's hyperparameters, and Tudui's training and evaluation steps.
+
+    Built once per process for given hyperparameters, so that later runs (in a notebook, or a test) reuse the
+    compiled steps.
+    """
+    return _steps(config.learning_rate, config.momentum, config.dampening, config.weight_decay, config.nesterov)
+
+
+@functools.cache
+def _steps(learning_rate: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool) -> Steps:
+    optimizer = training.torch_sgd(learning_rate, momentum, dampening, weight_decay, nesterov)
+    return Steps(optimizer, training.make_train_step(Tudui(), optimizer), _eval_step())
+
+
+@functools.cache
+def _eval_step() -> Callable:
+    return training.make_eval_step(Tudui())
+
+
+def load_data(config: ml_collections.ConfigDict) -> datasets.ImageDataset:
+    """The dataset `config` names (`config.dataset`, `config.cifar10_dir`, `config.tfds_data_dir`)."""
+    return datasets.load_dataset(config.dataset, cifar10_dir=config.cifar10_dir,
+                                 tfds_data_dir=config.tfds_data_dir)
+
+
+def check_no_run(workdir: pathlib.Path) -> None:
+    """Raises FileExistsError if `workdir` holds a run's metrics or checkpoints (a run is never overwritten)."""
+    if (workdir / reporting.METRICS_FILE).exists() or any((workdir / checkpointing.CHECKPOINT_DIR).glob("*")):
+        raise FileExistsError(f"{workdir} already holds a run: continue it with --resume, or choose another workdir")
+
+
+def _identity(config: ml_collections.ConfigDict, dataset: datasets.ImageDataset) -> dict:
+    """What a resumed run must share with the run it continues: the settings that shape its numbers, its data."""
+    identity = {key: value for key, value in config.to_dict().items() if key not in RESUMABLE_SETTINGS}
+    identity.update(data=dataset.name, train_size=len(dataset.train_labels), test_size=len(dataset.test_labels))
+    return identity
+
+
+def _check_same_run(saved: dict, current: dict, step: int) -> None:
+    differences = [f"{key}: {saved.get(key)!r} then, {value!r} now" for key, value in current.items()
+                   if saved.get(key) != value]
+    if differences:
+        raise ValueError(f"cannot resume the run checkpointed at step {step}: it was made with other settings or "
+                         f"data ({'; '.join(differences)}). Resume with the original ones, or use a new workdir.")
+
+
+class _Position:
+    """Where the run is, for messages: global step, epoch and batch within it."""
+
+    def __init__(self, steps_per_epoch: int):
+        self.steps_per_epoch = steps_per_epoch
+        self.last_checkpoint = None
+
+    def stop(self, what: str, step: int, epoch: int, batch_index: int) -> FloatingPointError:
+        """The error that stops the run at `step` because `what` (e.g. "the training loss is nan")."""
+        saved = (f"the newest checkpoint is step {self.last_checkpoint}'s" if self.last_checkpoint is not None
+                 else "no checkpoint was saved")
+        return FloatingPointError(f"{what} at step {step} (epoch {epoch}, batch {batch_index + 1} of "
+                                  f"{self.steps_per_epoch}): stopping; {saved}. A new run with a smaller learning rate may help.")
+
+
+class _LossSum:
+    """The epoch's summed loss, taking each step's loss one step late and stopping at a NaN or infinity.
+
+    Reading a loss makes the host wait for its step; reading step k's loss after step k+1 has been dispatched
+    keeps the device busy meanwhile.
+    """
+
+    def __init__(self, position: _Position, writer: reporting.MetricWriter, log_every_steps: int):
+        self._position, self._writer, self._log_every_steps = position, writer, log_every_steps
+        self._pending = None
+        self.total = 0.0
+        self.last = math.nan  # the newest loss checked
+
+    def add(self, step: int, epoch: int, batch_index: int, loss: jax.Array) -> None:
+        """Takes the loss of `step` (a device scalar) and checks the one taken before."""
+        self.flush()
+        self._pending = (step, epoch, batch_index, loss)
+
+    def flush(self) -> None:
+        """Checks and sums the loss taken last (if any), now."""
+        if self._pending is None:
+            return
+        step, epoch, batch_index, loss = self._pending
+        self._pending = None
+        value = float(loss)
+        if not math.isfinite(value):
+            raise self._position.stop(f"the training loss is {value}", step, epoch, batch_index)
+        self.total += value  # in float64 on the host, in batch order: the same sum after a resume
+        self.last = value
+        if step % self._log_every_steps == 0:
+            self._writer.write_scalars(step, {"train/loss": value})
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, resume: bool = False,
+                       dataset: datasets.ImageDataset | None = None) -> TrainResult:
+    """Trains Tudui as `config` says, writing metrics, TensorBoard events, checkpoints and a plot to `workdir`.
+
+    Args:
+        config: the settings of `experiments/configs/default.py`.
+        workdir: the run's directory. It must not hold a run already unless `resume` is true.
+        resume: continue the run in `workdir` from its newest checkpoint (from the start if it has none).
+        dataset: the data; None loads the one `config` names (`load_data`).
+
+    Returns:
+        The final parameters and optimizer state, the number of steps, and every epoch's record.
+
+    Raises:
+        FileExistsError: if `workdir` holds a run and `resume` is false.
+        ValueError: if the run to resume used other settings or data.
+        FloatingPointError: if the training loss or the parameters become NaN or infinite; the message names
+            the step. Checkpoints are only written of finite parameters, so the newest one is good.
+    """
+    workdir = pathlib.Path(workdir)
+    if not resume:
+        check_no_run(workdir)
+    if dataset is None:
+        dataset = load_data(config)
+    print(f"Data: {dataset.description}")
+
+    steps = make_steps(config)
+    init_key, data_key = seed_keys(config.seed)
+    params = initial_params(init_key)
+    opt_state = steps.optimizer.init(params)
+    identity = _identity(config, dataset)
+    progress = {"step": 0, "epoch": 1, "batch": 0, "summed_loss": 0.0, "train_seconds": 0.0, "elapsed_seconds": 0.0}
+
+    checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints_to_keep)
+    latest = checkpointer.latest_step() if resume else None
+    if latest is not None:
+        state, saved = checkpointer.restore(latest, like={"params": params, "opt_state": opt_state})
+        _check_same_run(saved.pop("run"), identity, latest)
+        params, opt_state, progress = jax.device_put(state["params"]), jax.device_put(state["opt_state"]), saved
+        print(f"Resuming from the checkpoint of step {latest} (epoch {progress['epoch']}, "
+              f"batch {progress['batch']})")
+    elif resume:
+        print(f"No checkpoint in {workdir}: starting from the beginning")
+
+    writer = reporting.MetricWriter(workdir, start_step=progress["step"])
+    steps_per_epoch = batching.num_batches(len(dataset.train_labels), config.batch_size)
+    position = _Position(steps_per_epoch)
+    position.last_checkpoint = latest
+    losses = _LossSum(position, writer, config.log_every_steps)
+    step = progress["step"]
+    clock_start = time.perf_counter() - progress["elapsed_seconds"]
+
+    def finite_state(epoch: int, batch_index: int) -> dict:
+        """Host copies of the parameters and optimizer state after `step`; raises if they are not finite."""
+        state = jax.tree.map(np.array, {"params": params, "opt_state": opt_state})
+        if not all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state)):
+            raise position.stop("the parameters are not finite", step, epoch, batch_index)
+        return state
+
+    def save(state: dict, next_epoch: int, next_batch: int, summed_loss: float, train_seconds: float) -> None:
+        """Checkpoints `state`, the state after `step`, with where to go on from and the epoch's sums so far."""
+        writer.flush()  # everything reported up to `step` is on disk before its checkpoint
+        checkpointer.save(step, state, {
+            "run": identity, "step": step, "epoch": next_epoch, "batch": next_batch, "summed_loss": summed_loss,
+            "train_seconds": train_seconds, "elapsed_seconds": time.perf_counter() - clock_start})
+        position.last_checkpoint = step
+
+    try:
+        for epoch in range(progress["epoch"], config.num_epochs + 1):
+            resuming = epoch == progress["epoch"]
+            first_batch = progress["batch"] if resuming else 0
+            losses.total = progress["summed_loss"] if resuming else 0.0
+            train_seconds = progress["train_seconds"] if resuming else 0.0
+            epoch_start = time.perf_counter()
+            batches = batching.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
+                                             seed=data_key, epoch=epoch, start_batch=first_batch)
+            # disable=None: no progress bar when stderr is not a terminal (a log file, a test).
+            with tqdm.tqdm(batching.prefetch_to_device(batches), total=steps_per_epoch, initial=first_batch,
+                           disable=None, leave=False, desc=f"epoch {epoch}/{config.num_epochs}", unit="batch") as bar:
+                for batch_index, batch in enumerate(bar, start=first_batch):
+                    params, opt_state, metrics = steps.train_step(params, opt_state, batch)
+                    step += 1
+                    losses.add(step, epoch, batch_index, metrics["loss"])
+                    if step % config.log_every_steps == 0:
+                        bar.set_postfix(loss=f"{losses.last:.4f}", refresh=False)
+                    if step % config.checkpoint_every_steps == 0 and batch_index + 1 < steps_per_epoch:
+                        losses.flush()  # the checkpoint's partial sum includes this step
+                        save(finite_state(epoch, batch_index), epoch, batch_index + 1, losses.total,
+                             train_seconds + time.perf_counter() - epoch_start)
+                losses.flush()
+            train_seconds += time.perf_counter() - epoch_start
+            state = finite_state(epoch, steps_per_epoch - 1)
+
+            test = evaluate(steps.eval_step, params, dataset, config.batch_size)
+            record = reporting.epoch_record(
+                epoch=epoch, step=step, summed_loss=losses.total, num_batches=steps_per_epoch,
+                test_loss_sum=test["loss_sum"], test_correct=test["correct"], test_count=test["count"],
+                train_images=len(dataset.train_labels), train_seconds=train_seconds,
+                elapsed_seconds=time.perf_counter() - clock_start)
+            writer.write_epoch(record)
+            tqdm.tqdm.write(reporting.format_epoch(record, config.num_epochs))
+            save(state, epoch + 1, 0, 0.0, 0.0)
+    finally:
+        checkpointer.close()  # waits for the saves in flight
+        writer.close()
+
+    records = reporting.read_metrics(workdir)
+    plotting.plot_curves(records, workdir / PLOT_FILE, title=f"Tudui on {dataset.name}")
+    return TrainResult(params=params, opt_state=opt_state, step=step, records=records)
+
+
+def evaluate(eval_step, params, dataset: datasets.ImageDataset, batch_size: int) -> dict:
+    """The test set's summed loss, correct predictions and size: `{'loss_sum', 'correct', 'count'}`."""
+    batches = batching.prefetch_to_device(batching.epoch_batches(dataset.test_images, dataset.test_labels,
+                                                                 batch_size))
+    sums = jax.device_get([eval_step(params, batch) for batch in batches])  # one wait, after the last batch
+    return {"loss_sum": math.fsum(float(s["loss_sum"]) for s in sums),
+            "correct": sum(int(s["correct"]) for s in sums), "count": sum(int(s["count"]) for s in sums)}

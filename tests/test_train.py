@@ -1,0 +1,243 @@
+"""The experiment (`experiments/`) on a tiny synthetic dataset: it learns, reports, refuses to overwrite, stops
+at a NaN, and resumes a run killed mid-epoch to bitwise the result of an uninterrupted run."""
+
+import os
+import pathlib
+import re
+import signal
+import struct
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from absl import flags
+from tensorboardX.proto import event_pb2
+
+from experiments import checkpointing, reporting, train
+from experiments.configs import default
+from jaxloss import batching, datasets
+
+# Importing the command line (experiments.cli) loads the default --config file, which ml_collections 1.1 does
+# with importlib's deprecated `load_module`: its warning, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:the load_module\\(\\) method is deprecated:DeprecationWarning")
+
+REPO = pathlib.Path(__file__).parents[1]
+NUM_CLASSES = 10
+
+
+def synthetic_dataset(train_size: int = 44, test_size: int = 20) -> datasets.ImageDataset:
+    """A learnable 10-class problem: each class a fixed random 32x32x3 image, plus noise."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.integers(0, 256, size=(NUM_CLASSES, 32, 32, 3))
+
+    def sample(size):
+        labels = rng.integers(0, NUM_CLASSES, size=size).astype(np.int32)
+        noise = rng.integers(-40, 41, size=(size, 32, 32, 3))
+        return np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8), labels
+
+    train_images, train_labels = sample(train_size)
+    test_images, test_labels = sample(test_size)
+    return datasets.ImageDataset(name="synthetic", description="synthetic test data",
+                                 class_names=[str(label) for label in range(NUM_CLASSES)], train_images=train_images,
+                                 train_labels=train_labels, test_images=test_images, test_labels=test_labels)
+
+
+def small_config(**overrides):
+    # 44 images in batches of 8: 6 steps per epoch, the last one padded. Checkpoints at steps 4, 8, 16
+    # (mid-epoch) and 6, 12, 18 (epoch ends).
+    config = default.get_config()
+    config.update({"batch_size": 8, "num_epochs": 3, "checkpoint_every_steps": 4, "log_every_steps": 2,
+                   **overrides})
+    return config
+
+
+def without_timing(records):
+    return [{key: value for key, value in record.items() if key not in reporting.TIMING_KEYS} for record in records]
+
+
+def assert_trees_equal(actual, expected):
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(e), strict=True)
+
+
+def tensorboard_events(directory: pathlib.Path) -> list:
+    """Every event of the TFRecord event files in `directory` (length, crc, payload, crc per record)."""
+    events = []
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            events.append(event_pb2.Event.FromString(data[offset + 12:offset + 12 + length]))
+            offset += 12 + length + 4
+    return events
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return synthetic_dataset()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, dataset):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    return workdir, train.train_and_evaluate(small_config(), workdir, dataset=dataset)
+
+
+def test_a_short_run_learns_and_reports(uninterrupted, capsys):
+    workdir, result = uninterrupted
+    records = reporting.read_metrics(workdir)
+    assert result.step == 18 and result.records == records
+    assert [record["epoch"] for record in records] == [1, 2, 3]
+    assert [record["step"] for record in records] == [6, 12, 18]
+    for record in records:
+        assert set(record) == {"epoch", "step", "summed_loss", "mean_loss", "test_loss", "test_accuracy",
+                               "images_per_second", "epoch_seconds", "elapsed_seconds"}
+        assert all(np.isfinite(value) for value in record.values())
+        assert record["mean_loss"] == pytest.approx(record["summed_loss"] / 6)
+    assert records[-1]["mean_loss"] < records[0]["mean_loss"]
+    assert records[-1]["test_loss"] < records[0]["test_loss"]
+
+    events = tensorboard_events(workdir / reporting.TENSORBOARD_DIR)
+    scalars = {(value.tag, event.step): value.simple_value for event in events for value in event.summary.value}
+    assert sorted(step for tag, step in scalars if tag == "train/loss") == list(range(2, 19, 2))
+    for record in records:
+        assert scalars["epoch/test_accuracy", record["step"]] == pytest.approx(record["test_accuracy"])
+
+    png = (workdir / train.PLOT_FILE).read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_refuses_to_overwrite_a_run(uninterrupted, dataset):
+    workdir, _ = uninterrupted
+    before = (workdir / reporting.METRICS_FILE).read_text()
+    with pytest.raises(FileExistsError, match="already holds a run: continue it with --resume"):
+        train.train_and_evaluate(small_config(), workdir, dataset=dataset)
+    assert (workdir / reporting.METRICS_FILE).read_text() == before
+
+
+def test_command_line_refuses_to_overwrite_and_takes_shorthand_flags(uninterrupted):
+    from experiments import cli, main  # defines the command line's flags
+
+    workdir, _ = uninterrupted
+    try:
+        flags.FLAGS(["main.py", f"--workdir={workdir}", "--seed=7", "--dataset=digits"])
+        config = cli.config_from_flags()
+        assert (config.seed, config.dataset, config.learning_rate, config.batch_size) == (7, "digits", 0.01, 64)
+        with pytest.raises(SystemExit, match="already holds a run"):
+            main.main(["main.py"])
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+# The run the test kills: it trains in its own process (on the same data and settings) and SIGKILLs itself when
+# it is about to take step 14 (epoch 3, batch 2), once the checkpoint of step 12 has been committed.
+KILLED_RUN = """
+import os, pathlib, signal, sys, time
+from experiments import checkpointing, train
+from jaxloss import training
+from test_train import small_config, synthetic_dataset
+
+workdir = pathlib.Path(sys.argv[1])
+make_train_step = training.make_train_step
+
+def make_killed_train_step(model, optimizer):
+    step_fn, calls = make_train_step(model, optimizer), 0
+    def killed_train_step(*args):
+        nonlocal calls
+        calls += 1
+        if calls == 14:
+            while 12 not in checkpointing.checkpoint_steps(workdir):
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return step_fn(*args)
+    return killed_train_step
+
+training.make_train_step = make_killed_train_step
+train.train_and_evaluate(small_config(), workdir, dataset=synthetic_dataset())
+"""
+
+
+def test_resume_after_a_kill_mid_epoch_gives_the_uninterrupted_result(uninterrupted, dataset, tmp_path):
+    _, expected = uninterrupted
+    workdir = tmp_path / "run"
+    python_path = os.pathsep.join([str(REPO), str(REPO / "tests")])
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(workdir)], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": python_path}, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # Another process with the same seed computed the same numbers.
+    assert without_timing(reporting.read_metrics(workdir)) == without_timing(expected.records[:2])
+
+    # As if the kill had come while the epoch-end checkpoint of step 12 was being written: the newest complete
+    # one is then step 8's (epoch 2, batch 2), and the metrics file holds epoch 2's record, which must go.
+    assert checkpointing.checkpoint_steps(workdir)[-2:] == [8, 12]
+    (workdir / checkpointing.CHECKPOINT_DIR / "12").rename(workdir / "step 12, never committed")
+    # Resumed twice: to the end of epoch 2 (from the middle), then for one more epoch (from an epoch's end).
+    train.train_and_evaluate(small_config(num_epochs=2), workdir, resume=True, dataset=dataset)
+    assert checkpointing.checkpoint_steps(workdir)[-1] == 12
+    resumed = train.train_and_evaluate(small_config(), workdir, resume=True, dataset=dataset)
+
+    assert resumed.step == expected.step
+    assert_trees_equal(resumed.params, expected.params)
+    assert_trees_equal(resumed.opt_state, expected.opt_state)
+    assert without_timing(reporting.read_metrics(workdir)) == without_timing(expected.records)
+    # TensorBoard is told to hide the events after the step each run resumed from (tensorboardX's purge_step).
+    starts = [event.step for event in tensorboard_events(workdir / reporting.TENSORBOARD_DIR)
+              if event.HasField("session_log")]
+    assert starts == [1, 9, 13]
+
+
+def test_resume_refuses_other_settings(uninterrupted, dataset):
+    workdir, _ = uninterrupted
+    with pytest.raises(ValueError, match=r"learning_rate: 0.01 then, 0.02 now"):
+        train.train_and_evaluate(small_config(learning_rate=0.02), workdir, resume=True, dataset=dataset)
+
+
+def test_a_nan_loss_stops_the_run_at_its_step(dataset, tmp_path):
+    # A learning rate so large that the loss overflows after a few steps; the expected step comes from
+    # training with the same steps and batches directly.
+    config = small_config(learning_rate=3.0, checkpoint_every_steps=2)
+    steps = train.make_steps(config)
+    init_key, data_key = train.seed_keys(config.seed)
+    params = train.initial_params(init_key)
+    opt_state = steps.optimizer.init(params)
+    batches = batching.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
+                                     seed=data_key, epoch=1)
+    for nan_step, batch in enumerate(batches, start=1):
+        params, opt_state, metrics = steps.train_step(params, opt_state, batch)
+        if not np.isfinite(metrics["loss"]):
+            break
+    assert 2 < nan_step <= 6, "the learning rate should make a loss of epoch 1 non-finite, after a checkpoint"
+
+    workdir = tmp_path / "run"
+    message = f"the training loss is {float(metrics['loss'])} at step {nan_step} (epoch 1, batch {nan_step} of 6)"
+    with pytest.raises(FloatingPointError, match=re.escape(message)) as stopped:
+        train.train_and_evaluate(config, workdir, dataset=dataset)
+    # Checkpoints every 2 steps: the last one before the non-finite loss was kept, none after it was written.
+    last_good = (nan_step - 1) // 2 * 2
+    assert f"the newest checkpoint is step {last_good}'s" in str(stopped.value)
+    assert checkpointing.checkpoint_steps(workdir)[-1] == last_good
+    checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=3)
+    state, progress = checkpointer.restore(last_good, like={"params": params, "opt_state": opt_state})
+    checkpointer.close()
+    assert progress["step"] == last_good
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state))
+
+
+def test_the_torch_reference_trains_in_step_with_the_jax_run(uninterrupted, dataset, tmp_path, capsys):
+    from experiments import torch_reference
+
+    _, expected = uninterrupted
+    torch_reference.train_and_evaluate(small_config(), tmp_path, dataset=dataset)
+    records = reporting.read_metrics(tmp_path)
+    assert [record["step"] for record in records] == [6, 12, 18]
+    for jax_record, torch_record in zip(expected.records, records):
+        # Same initial weights, batches and SGD: 18 float32 steps apart only by rounding.
+        for key in ("summed_loss", "mean_loss", "test_loss"):
+            assert torch_record[key] == pytest.approx(jax_record[key], rel=1e-5), key
+        assert torch_record["test_accuracy"] == jax_record["test_accuracy"]
+    assert reporting.format_epoch(records[-1], 3) in capsys.readouterr().out
+    assert (tmp_path / train.PLOT_FILE).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
