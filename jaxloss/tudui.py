@@ -11,12 +11,15 @@ function of a plain parameter pytree: the training step can be one `jax.jit`-com
 `(params, opt_state, batch)` with no hidden state to split or merge.
 """
 
+import functools
 import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 IMAGE_SHAPE = (32, 32, 3)
 """The height, width and channels of the images Tudui takes (its `Linear(1024, 64)` fixes them)."""
@@ -43,17 +46,18 @@ def _window_view(x: jax.Array) -> jax.Array:
     return x.reshape(n, h // 2, 2, w // 2, 2, c)
 
 
-@jax.custom_jvp
 def max_pool_2x2(x: jax.Array) -> jax.Array:
-    """torch's `MaxPool2d(2)` on NHWC input, with torch's gradient at ties.
+    """torch's `MaxPool2d(2)` on NHWC input, with torch's gradient at ties and NaNs.
 
-    The maximum of each 2x2 window (stride 2, no padding; an odd last row/column is dropped). A reshape and a
-    max reduction, which XLA:CPU runs much faster than a windowed `reduce_window`.
+    The maximum of each 2x2 window (stride 2, no padding; an odd last row/column is dropped), found as torch's
+    CPU kernel finds it: scan the window in row-major order and take an element when `value > max or
+    isnan(value)`. Written as a chain of `where`s on a reshaped view, which XLA fuses into one loop: a windowed
+    `reduce_window` (and its `select_and_scatter` gradient) is several times slower on XLA:CPU, and a `max`
+    reduction there (YNNPACK's) can drop NaNs.
 
-    Gradient: torch sends each window's gradient to one element, the first maximum in row-major window
-    order; plain autodiff of `max` would split it among tied elements, which happens on real images (flat
-    regions give equal conv outputs). A NaN counts as a maximum here (torch takes the last NaN of a window,
-    this the first; either way the output is NaN).
+    Gradient: autodiff of the chain sends each window's gradient to the element the scan took, as torch does:
+    the first maximum of a tie (plain autodiff of `max` would split it among tied elements, which happens on
+    real images, whose flat regions give equal conv outputs), the last NaN of a window holding NaNs.
 
     Args:
         x: `(N, H, W, C)` array.
@@ -67,27 +71,68 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
         Array([[1., 0.],
                [0., 0.]], dtype=float32)
     """
-    return _window_view(x).max(axis=(2, 4))
-
-
-@max_pool_2x2.defjvp
-def _max_pool_2x2_jvp(primals, tangents):
-    (x,), (dx,) = primals, tangents
     windows = _window_view(x)
-    pooled = windows.max(axis=(2, 4))
-    is_max = (windows == pooled[:, :, None, :, None, :]) | jnp.isnan(windows)
-    # The first maximum in row-major order (dy, dx) = (0, 0), (0, 1), (1, 0), (1, 1) takes the tangent.
-    top_left, top_right = is_max[:, :, 0, :, 0], is_max[:, :, 0, :, 1]
-    bottom_left, bottom_right = is_max[:, :, 1, :, 0], is_max[:, :, 1, :, 1]
-    top_right &= ~top_left
-    top_any = top_left | top_right
-    bottom_left &= ~top_any
-    bottom_right &= ~(top_any | bottom_left)
-    top_row = jnp.stack([top_left, top_right], axis=3)  # (N, H/2, W/2, 2, C)
-    bottom_row = jnp.stack([bottom_left, bottom_right], axis=3)
-    chosen = jnp.stack([top_row, bottom_row], axis=2)  # (N, H/2, 2, W/2, 2, C), as _window_view
-    tangent = jnp.where(chosen, _window_view(dx), 0).sum(axis=(2, 4))
-    return pooled, tangent
+    top_left, top_right = windows[:, :, 0, :, 0], windows[:, :, 0, :, 1]
+    bottom_left, bottom_right = windows[:, :, 1, :, 0], windows[:, :, 1, :, 1]
+    pooled = top_left
+    for value in (top_right, bottom_left, bottom_right):
+        pooled = jnp.where((value > pooled) | jnp.isnan(value), value, pooled)
+    return pooled
+
+
+_CONV_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+# The kernel gradient is summed over batch chunks whose output gradient takes at most this many bytes. On
+# XLA:CPU (YNNPACK) the kernel gradient of a whole batch of 64 runs at half speed once that operand outgrows
+# the core's L2 cache (2 MiB here): conv1's (64, 32, 32, 32) float32 gradient goes in 8 chunks, conv2's in 2.
+_KERNEL_GRADIENT_CHUNK_BYTES = 1 << 20
+
+
+def _convolve(x, kernel, padding, precision):
+    return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_CONV_DIMENSIONS,
+                                    precision=precision)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _conv(x, kernel, padding, precision):
+    """Stride-1 NHWC/HWIO convolution, laid out for XLA:CPU; the same sums as `lax.conv_general_dilated`.
+
+    Input channels are zero-padded to a multiple of 4 (exact: the added products are 0 * 0): XLA:CPU runs
+    conv1's 3-channel convolution about 4x slower than the same one with 4 channels.
+    """
+    extra = -x.shape[-1] % 4
+    if extra:
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra)))
+        kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, extra), (0, 0)))
+    return _convolve(x, kernel, padding, precision)
+
+
+def _conv_jvp(padding, precision, primals, tangents):
+    x, kernel = primals
+    x_dot, kernel_dot = tangents
+    y = _conv(x, kernel, padding, precision)
+    y_dot = []
+    if not isinstance(x_dot, SymbolicZero):
+        y_dot.append(_convolve(x_dot, kernel, padding, precision))
+    if not isinstance(kernel_dot, SymbolicZero):
+        # Linear in kernel_dot chunk by chunk, so reverse mode sums per-chunk kernel gradients (see above).
+        chunk = max(1, _KERNEL_GRADIENT_CHUNK_BYTES // (y[0].size * y.dtype.itemsize))
+        y_dot.append(jnp.concatenate([_convolve(x[start:start + chunk], kernel_dot, padding, precision)
+                                      for start in range(0, x.shape[0], chunk)]))
+    return y, sum(y_dot) if y_dot else jnp.zeros_like(y)
+
+
+_conv.defjvp(_conv_jvp, symbolic_zeros=True)
+
+
+def _tudui_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                                dimension_numbers=None, feature_group_count=1, precision=None):
+    """`lax.conv_general_dilated` as `nn.Conv` calls it for Tudui's layers (stride 1, undilated, NHWC), by `_conv`."""
+    del dimension_numbers  # nn.Conv's channels-last numbers, which `_conv` uses
+    if any(step != 1 for step in (*window_strides, *(lhs_dilation or ()), *(rhs_dilation or ()))) or (
+            feature_group_count != 1):
+        raise ValueError("Tudui's convolution supports stride 1, no dilation and one feature group only")
+    return _conv(lhs, rhs, tuple(map(tuple, padding)), precision)
 
 
 class Tudui(nn.Module):
@@ -123,7 +168,8 @@ class Tudui(nn.Module):
         for name, features in (("conv1", 32), ("conv2", 32), ("conv3", 64)):
             init = torch_default_init(fan_in=5 * 5 * x.shape[-1])
             x = nn.Conv(features, (5, 5), padding=2, dtype=self.dtype, param_dtype=self.param_dtype,
-                        kernel_init=init, bias_init=init, name=name)(x)
+                        kernel_init=init, bias_init=init, conv_general_dilated=_tudui_conv_general_dilated,
+                        name=name)(x)
             x = max_pool_2x2(x)
         # NHWC flatten; torch flattens NCHW, which torch_interop accounts for in dense1's kernel.
         x = x.reshape(x.shape[0], -1)

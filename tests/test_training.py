@@ -84,11 +84,13 @@ def fixed_batches(images, labels, batch_size):
 
 # Max |difference| reached on this machine over the 50 steps, losses and final weights:
 # - float64: ~1e-15 for both option sets: the two computations are the same algorithm.
-# - float32, the lessons' SGD: ~4e-7 (losses), ~1e-7 (weights).
+# - float32, the lessons' SGD: ~4e-7 (losses), up to ~8e-6 (weights): the two libraries sum conv products in
+#   different orders, and where a 2x2 pool window holds values equal up to rounding, the maximum (and so the
+#   gradient's route) can flip to a neighbour; the test's data meets one such flip.
 # - float32, momentum 0.9: up to ~8e-4, because momentum on this tiny dataset amplifies float32 rounding
 #   differences (summation order in convolutions) step after step; float64 shows they are only rounding.
 LOCKSTEP_TOLERANCES = {
-    ("lessons_sgd", np.float32): dict(rtol=1e-5, atol=2e-6),
+    ("lessons_sgd", np.float32): dict(rtol=1e-5, atol=2e-5),
     ("nesterov_decay", np.float32): dict(rtol=1e-2, atol=3e-3),
     ("lessons_sgd", np.float64): dict(rtol=1e-12, atol=1e-13),
     ("nesterov_decay", np.float64): dict(rtol=1e-12, atol=1e-13),

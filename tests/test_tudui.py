@@ -96,6 +96,13 @@ def test_max_pool_propagates_nan():
     assert jax.grad(lambda x: max_pool_2x2(x).sum())(x)[0, 1, 1, 0] == 1
 
 
+def test_max_pool_keeps_nan_in_large_arrays_under_jit():
+    # XLA:CPU's max reduction (YNNPACK) has been seen to drop a NaN in arrays of this size.
+    x = jnp.zeros((4, 32, 32, 3)).at[1, 7, 9, 2].set(jnp.nan)
+    pooled = jax.jit(max_pool_2x2)(x)
+    assert jnp.isnan(pooled[1, 3, 4, 2]) and jnp.isnan(pooled).sum() == 1
+
+
 def test_parameter_count_and_torch_init_distribution():
     params = jax.jit(Tudui().init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
     torch_state = TorchTudui().state_dict()
