@@ -15,4 +15,4 @@ def test_python_examples_run():
 
 def test_exactly_two_setup_commands():
     commands = re.findall(r"```bash\n# (run the \w+)\n", README)
-    assert commands == ["run the demo", "run the tests"]
+    assert commands == ["run the training", "run the tests"]
