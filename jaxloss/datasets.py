@@ -166,6 +166,11 @@ def _prepared_tfds_cifar10(data_dir):
     except ImportError as error:
         message = f"tensorflow-datasets is not installed (`pip install tensorflow-datasets`): {error}."
         raise ImportError(message) from error
+    # Without a cifar10 folder there is nothing to find: say so without asking tfds' builder, which logs a
+    # warning about the missing version folder.
+    folder = pathlib.Path(data_dir or tfds.core.constants.DATA_DIR).expanduser() / "cifar10"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"tensorflow-datasets has no prepared CIFAR-10 at {folder}. {_TFDS_HOW_TO_PREPARE}")
     builder = tfds.builder("cifar10", data_dir=data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(f"tensorflow-datasets has no prepared CIFAR-10 at {builder.data_dir}. "
