@@ -11,7 +11,6 @@ arrays; torch runs eagerly, as its users run it, on the same CPU threads.
 import argparse
 from collections.abc import Callable
 import dataclasses
-import time
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +19,7 @@ import optax
 import torch
 
 import jaxloss.functional as F
+from interleaved import round_times  # benchmarks/, the script's own folder
 
 
 @dataclasses.dataclass
@@ -137,30 +137,6 @@ def check_agreement(bench: Benchmark) -> None:
     }
     if not np.allclose(list(values.values()), values["torch"], rtol=1e-4):
         raise AssertionError(f"{bench.name}: the contenders disagree: {values}")
-
-
-def round_times(contenders: dict[str, Callable[[], None]], rounds: int, calls: int = 3) -> dict[str, np.ndarray]:
-    """Seconds per call of each contender in every round, timed interleaved: every round runs each contender in
-    turn (in a shuffled order) for one untimed call and `calls` timed ones.
-
-    The untimed call absorbs the switch between libraries: worker threads (torch's OpenMP pool, XLA's Eigen
-    pool) keep spinning for a while after a call, and sleeping ones are slow to wake, either of which would
-    bias a contender that runs right after another; the timed calls then see each library in its steady
-    state, as in a training loop.
-    """
-    for run in contenders.values():  # compile and warm up
-        run()
-    times = {name: [] for name in contenders}
-    order = np.random.default_rng(0)
-    for _ in range(rounds):
-        for name in order.permutation(list(contenders)):
-            run = contenders[name]
-            run()
-            start = time.perf_counter()
-            for _ in range(calls):
-                run()
-            times[name].append((time.perf_counter() - start) / calls)
-    return {name: np.array(samples) for name, samples in times.items()}
 
 
 def main() -> None:

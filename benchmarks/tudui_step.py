@@ -162,31 +162,11 @@ def check_same_logits(batch: dict, torch_state: dict, device) -> None:
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5, err_msg="jaxloss and torch disagree")
 
 
-def round_times(contenders: dict[str, Callable[[], None]], rounds: int, calls: int):
-    """Seconds per call of each contender in every round, timed interleaved in a shuffled order, each after one
-    untimed call (see the module docstring)."""
-    import numpy as np
-
-    for run in contenders.values():  # compile and warm up
-        run()
-        run()
-    times = {name: [] for name in contenders}
-    order = np.random.default_rng(0)
-    for _ in range(rounds):
-        for name in order.permutation(list(contenders)):
-            run = contenders[name]
-            run()
-            start = time.perf_counter()
-            for _ in range(calls):
-                run()
-            times[name].append((time.perf_counter() - start) / calls)
-    return {name: np.array(samples) for name, samples in times.items()}
-
-
 def run_benchmark(args: argparse.Namespace) -> None:
     import jax
     import numpy as np
     import torch
+    from interleaved import round_times  # benchmarks/, the script's own folder
 
     from experiments.torch_tudui import TorchTudui
 
