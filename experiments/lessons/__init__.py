@@ -1,0 +1,1 @@
+"""The PyTorch "loss functions and backpropagation" lessons, rebuilt in JAX: one runnable script each."""

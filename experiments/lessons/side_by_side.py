@@ -1,0 +1,49 @@
+"""Printing a lesson's numbers next to torch's and the original lesson's, and checking that they agree.
+
+Every lesson computes its numbers with jaxloss and JAX. Where torch is installed it runs the torch original too
+and `show` prints both and checks them; without torch the lessons still run and print the JAX side.
+"""
+
+import importlib.util
+
+import numpy as np
+
+# float32 results of two libraries: equal up to rounding.
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def torch_installed() -> bool:
+    """Whether torch can be imported (the lessons then run the torch original side by side)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def as_text(value) -> str:
+    """A number or array on one line, 4 decimals, as the lessons print them."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        return f"{float(array):.4f}"
+    text = np.array2string(array, precision=4, floatmode="fixed", separator=", ", suppress_small=True)
+    return " ".join(text.split())
+
+
+def show(label: str, value, torch_value=None, *, lesson_printed: str | None = None) -> None:
+    """Prints `label: value`, torch's value when given, and what the original lesson printed when known.
+
+    Args:
+        label: what the number is, e.g. ``"L1Loss() on [1, 2, 3] vs [1, 2, 5]"``.
+        value: the JAX result (a number or array).
+        torch_value: torch's result for the same computation (a tensor or array), or None.
+        lesson_printed: the original lesson's printout of the number, e.g. ``"tensor(0.6667)"``.
+
+    Raises:
+        AssertionError: if `value` and `torch_value` differ beyond float32 rounding.
+    """
+    line = f"{label}: {as_text(value)}"
+    if torch_value is not None:
+        torch_array = np.asarray(torch_value.detach() if hasattr(torch_value, "detach") else torch_value)
+        np.testing.assert_allclose(np.asarray(value), torch_array, rtol=RTOL, atol=ATOL,
+                                   err_msg=f"{label}: jaxloss and torch disagree")
+        line += f"   (torch: {as_text(torch_array)})"
+    if lesson_printed is not None:
+        line += f"   [the lesson printed {lesson_printed}]"
+    print(line)

@@ -1,0 +1,64 @@
+"""Lessons 1 and 2 run and print the original lessons' numbers, with torch side by side.
+
+The lessons' `show` checks every number against torch; these tests check that the numbers the original torch
+lessons printed appear, and that the lessons still run where torch is not installed.
+"""
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from experiments.lessons import lesson1_losses, lesson2_survey, side_by_side
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# The torch lessons' own printouts (documentation checks): L1Loss mean/sum and MSELoss on [1, 2, 3] vs [1, 2, 5],
+# CrossEntropyLoss on [[0.1, 0.2, 0.3]] with class 1.
+LESSON1_PRINTED = ["L1Loss(reduction='mean'): 0.6667", "L1Loss(reduction='sum'): 2.0000",
+                   "MSELoss(reduction='mean'): 1.3333", "CrossEntropyLoss(): 1.1019"]
+# The survey's L1Loss 1.0, SmoothL1Loss 0.625 and MSELoss 1.5 on ones(2, 2) vs [[0, 1], [2, 3]].
+LESSON2_PRINTED = ["jaxloss.nn: 1.0000", "jaxloss.nn: 0.6250", "jaxloss.nn: 1.5000"]
+
+
+def test_lesson1_prints_the_lessons_numbers_next_to_torch(capsys):
+    lesson1_losses.main()
+    printed = capsys.readouterr().out
+    for expected in LESSON1_PRINTED:
+        assert f"{expected}   (torch: " in printed
+    assert "[the lesson printed tensor(1.1019)]" in printed
+    assert "torch:   RuntimeError: mean(): could not infer output dtype" in printed
+    assert "jaxloss: TypeError: l1_loss: `input` must be a floating-point array; got dtype int32." in printed
+    # The gradient value_and_grad returns, checked by `show` against the .grad that torch's backward() fills.
+    assert "CrossEntropyLoss() loss 1.1019, d loss / d inputs: [[ 0.3006, -0.6678, 0.3672]]   (torch: " in printed
+
+
+def test_lesson2_prints_the_survey_next_to_torch(capsys):
+    lesson2_survey.main()
+    printed = capsys.readouterr().out
+    for expected in LESSON2_PRINTED:
+        assert f"{expected}   (torch: " in printed
+    for name in ["CrossEntropyLoss", "NLLLoss (N, C, d)", "BCELoss", "BCEWithLogitsLoss", "MultiLabelSoftMarginLoss"]:
+        assert f"\n{name}" in printed
+    assert printed.count("by hand (jax.numpy)") == 9
+    assert "TF's formula in JAX" in printed
+    if importlib.util.find_spec("tensorflow") is None:
+        assert "TensorFlow is not installed: skipping" in printed
+
+
+@pytest.mark.parametrize("lesson", [lesson1_losses, lesson2_survey])
+def test_lessons_run_without_torch(lesson, monkeypatch, capsys):
+    monkeypatch.setattr(side_by_side, "torch_installed", lambda: False)
+    lesson.main()
+    printed = capsys.readouterr().out
+    assert "torch not installed" in printed
+    assert "(torch: " not in printed
+    assert ("0.6667" if lesson is lesson1_losses else "0.6250") in printed
+
+
+def test_lesson1_runs_as_a_script():
+    result = subprocess.run([sys.executable, "experiments/lessons/lesson1_losses.py"], cwd=ROOT, capture_output=True,
+                            text=True, check=True, timeout=120)
+    assert "[the lesson printed tensor(0.6667)]" in result.stdout
