@@ -4,11 +4,14 @@ The lessons' `show` checks every number against torch; these tests check that th
 lessons printed appear, and that the lessons still run where torch is not installed.
 """
 
+import importlib.machinery
 import importlib.util
 import pathlib
 import subprocess
 import sys
+import types
 
+import numpy as np
 import pytest
 
 from experiments.lessons import lesson1_losses, lesson2_survey, side_by_side
@@ -46,6 +49,36 @@ def test_lesson2_prints_the_survey_next_to_torch(capsys):
     assert "TF's formula in JAX" in printed
     if importlib.util.find_spec("tensorflow") is None:
         assert "TensorFlow is not installed: skipping" in printed
+
+
+def numpy_tensorflow() -> types.ModuleType:
+    """A stand-in `tensorflow` whose two tf.nn cross-entropies follow TF's documentation, computed in NumPy."""
+
+    def sigmoid_cross_entropy_with_logits(labels, logits):
+        return types.SimpleNamespace(numpy=lambda: np.logaddexp(0.0, logits) - logits * labels)
+
+    def softmax_cross_entropy_with_logits(labels, logits):
+        log_probs = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+        return types.SimpleNamespace(numpy=lambda: -np.sum(labels * log_probs, axis=-1))
+
+    tensorflow = types.ModuleType("tensorflow")
+    tensorflow.__spec__ = importlib.machinery.ModuleSpec("tensorflow", None)
+    tensorflow.__version__ = "numpy stand-in"
+    tensorflow.nn = types.SimpleNamespace(sigmoid_cross_entropy_with_logits=sigmoid_cross_entropy_with_logits,
+                                          softmax_cross_entropy_with_logits=softmax_cross_entropy_with_logits)
+    return tensorflow
+
+
+def test_lesson2_compares_with_tensorflow_where_installed(monkeypatch, capsys):
+    """The branch that calls tf.nn (TensorFlow is not a dependency, so CI would otherwise never run it)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        monkeypatch.setitem(sys.modules, "tensorflow", numpy_tensorflow())
+    lesson2_survey.main()
+    printed = capsys.readouterr().out
+
+    assert "\nTensorFlow " in printed and " itself:\n" in printed
+    assert "tf.nn.sigmoid_cross_entropy_with_logits (agrees with the formula): [[1.1711, 0.1269, 0.2633], " in printed
+    assert "tf.nn.softmax_cross_entropy_with_logits (agrees with the formula): [0.5599]" in printed
 
 
 @pytest.mark.parametrize("lesson", [lesson1_losses, lesson2_survey])
