@@ -82,10 +82,23 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 
 _CONV_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
-# The kernel gradient is summed over batch chunks whose output gradient takes at most this many bytes. On
-# XLA:CPU (YNNPACK) the kernel gradient of a whole batch of 64 runs at half speed once that operand outgrows
-# the core's L2 cache (2 MiB here): conv1's (64, 32, 32, 32) float32 gradient goes in 8 chunks, conv2's in 2.
+# On the CPU, the kernel gradient is summed over batch chunks whose output gradient takes at most this many
+# bytes: XLA:CPU (YNNPACK) runs the kernel gradient of a whole batch of 64 at half speed once that operand
+# outgrows the core's L2 cache (2 MiB here). conv1's (64, 32, 32, 32) float32 gradient goes in 8 chunks, conv2's
+# in 2. Other backends take the whole batch in one convolution.
 _KERNEL_GRADIENT_CHUNK_BYTES = 1 << 20
+
+
+def _kernel_gradient_chunks(batch_size: int, bytes_per_row: int) -> int:
+    """How many chunks the kernel gradient of a batch is summed over: 1 (unchunked) off the CPU.
+
+    The count divides `batch_size` (chunk `c` holds rows `c, c + count, c + 2 count, ...`, see `_conv_jvp`);
+    where no divisor is near the count the cache asks for, the batch is left whole.
+    """
+    if jax.default_backend() != "cpu":
+        return 1
+    wanted = max(1, -(-batch_size * bytes_per_row // _KERNEL_GRADIENT_CHUNK_BYTES))
+    return next((count for count in range(wanted, 2 * wanted + 1) if batch_size % count == 0), 1)
 
 
 def _convolve(x, kernel, padding, precision):
@@ -115,10 +128,13 @@ def _conv_jvp(padding, precision, primals, tangents):
     if not isinstance(x_dot, SymbolicZero):
         y_dot.append(_convolve(x_dot, kernel, padding, precision))
     if not isinstance(kernel_dot, SymbolicZero):
-        # Linear in kernel_dot chunk by chunk, so reverse mode sums per-chunk kernel gradients (see above).
-        chunk = max(1, _KERNEL_GRADIENT_CHUNK_BYTES // (y[0].size * y.dtype.itemsize))
-        y_dot.append(jnp.concatenate([_convolve(x[start:start + chunk], kernel_dot, padding, precision)
-                                      for start in range(0, x.shape[0], chunk)]))
+        # Linear in kernel_dot chunk by chunk, so reverse mode sums per-chunk kernel gradients (see above). Chunk
+        # c takes every count-th row from row c, not a contiguous block: with the batch split over a mesh's
+        # devices, every device then holds its own rows of every chunk, and no rows move between devices.
+        count = _kernel_gradient_chunks(x.shape[0], y[0].size * y.dtype.itemsize)
+        rows = x.reshape(x.shape[0] // count, count, *x.shape[1:])
+        chunks = [_convolve(rows[:, chunk], kernel_dot, padding, precision) for chunk in range(count)]
+        y_dot.append(jnp.stack(chunks, axis=1).reshape(y.shape))
     return y, sum(y_dot) if y_dot else jnp.zeros_like(y)
 
 
