@@ -1,6 +1,8 @@
 """orbax checkpoints of a training run: its arrays (parameters, optimizer state) and its progress (JSON).
 
-A checkpoint is written to a temporary directory and renamed when complete (orbax's atomic commit), so a run
+Arrays are saved as they lie, sharded or replicated over a mesh, by every process of a multi-process run
+together, and restored onto whatever shardings the restoring run asks for: a run saved on 4 devices resumes on
+1 or 2. A checkpoint is written to a temporary directory and renamed when complete (orbax's atomic commit), so a run
 killed at any moment, even while saving, leaves its earlier checkpoints intact and no partial one behind.
 """
 
@@ -47,16 +49,23 @@ class Checkpointer:
 
         Args:
             step: the checkpoint's step.
-            state: a pytree of NumPy arrays, which must not change until `close`. (Host copies, not device
-                arrays: a training step that donates its inputs would reuse their buffers during the write.)
+            state: a pytree of `jax.Array`s (or NumPy arrays). orbax copies them to host memory before `save`
+                returns, so a training step may donate (reuse) their buffers right after.
             progress: a JSON-serialisable dict.
         """
         self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                          progress=ocp.args.JsonSave(dict(progress))))
 
     def restore(self, step: int, like: Any) -> tuple[Any, dict]:
-        """The `(state, progress)` saved at `step`; `like` is a pytree with the state's structure, shapes, dtypes."""
-        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), like)
+        """The `(state, progress)` saved at `step`.
+
+        Args:
+            step: the checkpoint's step.
+            like: a pytree of arrays with the state's structure, shapes and dtypes; the restored arrays get their
+                shardings (e.g. replicated over the current mesh), whatever the mesh that saved them.
+        """
+        abstract = jax.tree.map(
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=getattr(leaf, "sharding", None)), like)
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                        progress=ocp.args.JsonRestore()))
         return restored["state"], restored["progress"]

@@ -6,6 +6,10 @@ Run from the repository root::
     JAXLOSS_CIFAR10_DIR=path/to/cifar-10-batches-py python experiments/main.py --workdir runs/cifar10
     python experiments/main.py --config.learning_rate=0.02 --config.num_epochs=3 --workdir runs/lr0.02
     python experiments/main.py --workdir runs/cifar10 --resume   # continue an interrupted run
+
+Several processes (hosts): start the same command in each, with ``--config.distributed.enabled=True`` and, where
+JAX does not find them itself (SLURM, Open MPI, TPU pods), ``--config.distributed.coordinator_address=host:port
+--config.distributed.num_processes=N --config.distributed.process_id=i`` (README: "Many devices and hosts").
 """
 
 import pathlib
@@ -17,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from experiments import cli, train  # noqa: E402
+from jaxloss import distributed  # noqa: E402
 
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its newest checkpoint.")
 
@@ -24,8 +29,12 @@ _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --workdir from
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = cli.config_from_flags()
+    if config.distributed.enabled:  # before anything else touches JAX's devices
+        distributed.initialize_distributed(config.distributed.coordinator_address,
+                                           config.distributed.num_processes, config.distributed.process_id)
     try:
-        train.train_and_evaluate(cli.config_from_flags(), cli.WORKDIR.value, resume=_RESUME.value)
+        train.train_and_evaluate(config, cli.WORKDIR.value, resume=_RESUME.value)
     except (FileExistsError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
 

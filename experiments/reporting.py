@@ -126,3 +126,19 @@ class MetricWriter:
         self.flush()
         self._jsonl.close()
         self._tensorboard.close()
+
+
+class NullMetricWriter:
+    """A `MetricWriter` that writes nothing: what the processes other than process 0 of a multi-process run use."""
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        del step, scalars
+
+    def write_epoch(self, record: Mapping[str, float]) -> None:
+        del record
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -69,15 +69,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     """Trains torch's Tudui as `config` says (no checkpoints), writing metrics and a plot to `workdir`.
 
     Args:
-        config: the settings of `experiments/configs/default.py`.
+        config: the settings of `experiments/configs/default.py`; `num_devices` is not used (torch trains on
+            its default device).
         workdir: the run's directory; it must not hold a run already.
         dataset: the data; None loads the one `config` names (`experiments.train.load_data`).
 
     Returns:
         The trained torch model.
+
+    Raises:
+        ValueError: for a `compute_dtype` other than float32, or a multi-process (`distributed`) config.
     """
     workdir = pathlib.Path(workdir)
     train.check_no_run(workdir)
+    if config.compute_dtype != "float32" or config.distributed.enabled:
+        raise ValueError("the torch reference trains in float32 in one process: set compute_dtype='float32' and "
+                         "distributed.enabled=False")
     if dataset is None:
         dataset = train.load_data(config)
     print(f"Data: {dataset.description}")

@@ -1,11 +1,15 @@
 """Trains the lessons' Tudui with jit-compiled torch-SGD steps, reporting, checkpointing and resuming.
 
-`train_and_evaluate(config, workdir)` is the whole experiment; `experiments/main.py` is its command line. Every
-epoch prints the lessons' summed loss with the mean loss, test loss and accuracy, speed and elapsed time, and
+`train_and_evaluate(config, workdir)` is the whole experiment; `experiments/main.py` is its command line. It trains
+data-parallel over all the devices JAX sees (`jaxloss.distributed`: the batch split over a mesh, parameters
+replicated), on one host or, after `jax.distributed.initialize`, on many. Every epoch prints the lessons' summed loss with the mean loss, test loss and accuracy, speed and elapsed time, and
 appends the same record to `workdir/metrics.jsonl` and to TensorBoard (`workdir/tensorboard`). Checkpoints
 (`workdir/checkpoints`) are written at the end of each epoch and every `config.checkpoint_every_steps` steps;
 resuming from one gives bitwise the result of an uninterrupted run, because the batch order is a pure function
-of (seed, epoch) and the checkpoint holds everything else the remaining steps depend on.
+of (seed, epoch) and the checkpoint holds everything else the remaining steps depend on. Checkpoints hold the
+sharded arrays (orbax) and restore onto the mesh of the resumed run, whatever its number of devices.
+In a multi-process run, process 0 alone prints and writes metrics, TensorBoard events and the plot; all
+processes take part in every checkpoint.
 """
 
 import dataclasses
@@ -20,18 +24,20 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 import tqdm
+from jax.experimental import multihost_utils
 
 from experiments import checkpointing, plotting, reporting
-from jaxloss import batching, datasets, training
+from jaxloss import batching, datasets, distributed, training
 from jaxloss.tudui import IMAGE_SHAPE, Tudui
 
 PLOT_FILE = "curves.png"
 # Settings that may change when a run is resumed: they do not change the numbers it computes.
+# (The number of devices changes only the order of float sums.)
 RESUMABLE_SETTINGS = ("num_epochs", "cifar10_dir", "tfds_data_dir", "checkpoint_every_steps",
-                      "max_checkpoints_to_keep", "log_every_steps")
+                      "max_checkpoints_to_keep", "log_every_steps", "num_devices", "distributed")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,20 +78,34 @@ def make_steps(config: ml_collections.ConfigDict) -> Steps:
     """`torch.optim.SGD` with the config's hyperparameters, and Tudui's training and evaluation steps.
 
     Built once per process for given hyperparameters, so that later runs (in a notebook, or a test) reuse the
-    compiled steps.
+    compiled steps. `config.compute_dtype` is Tudui's computation dtype (parameters stay float32).
+
+    Raises:
+        ValueError: for a `compute_dtype` other than 'float32' and 'bfloat16'.
     """
-    return _steps(config.learning_rate, config.momentum, config.dampening, config.weight_decay, config.nesterov)
+    if config.compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"config.compute_dtype must be one of {COMPUTE_DTYPES}; got {config.compute_dtype!r}")
+    return _steps(config.learning_rate, config.momentum, config.dampening, config.weight_decay, config.nesterov,
+                  config.compute_dtype)
 
 
 @functools.cache
-def _steps(learning_rate: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool) -> Steps:
+def _steps(learning_rate: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool,
+           compute_dtype: str) -> Steps:
     optimizer = training.torch_sgd(learning_rate, momentum, dampening, weight_decay, nesterov)
-    return Steps(optimizer, training.make_train_step(Tudui(), optimizer), _eval_step())
+    model = Tudui(dtype=jnp.dtype(compute_dtype))
+    return Steps(optimizer, training.make_train_step(model, optimizer), _eval_step(compute_dtype))
 
 
 @functools.cache
-def _eval_step() -> Callable:
-    return training.make_eval_step(Tudui())
+def _eval_step(compute_dtype: str) -> Callable:
+    return training.make_eval_step(Tudui(dtype=jnp.dtype(compute_dtype)))
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+    """Whether every element of every array in `tree` is finite (one boolean, computed where the arrays are)."""
+    return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)]))
 
 
 def load_data(config: ml_collections.ConfigDict) -> datasets.ImageDataset:
@@ -167,6 +187,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                        dataset: datasets.ImageDataset | None = None) -> TrainResult:
     """Trains Tudui as `config` says, writing metrics, TensorBoard events, checkpoints and a plot to `workdir`.
 
+    Trains on a mesh of `config.num_devices` devices (all, by default), `config.batch_size` being the global batch.
+    In a multi-process run every process calls it alike (after `jax.distributed.initialize`) with the same
+    `workdir`, on a filesystem they share.
+
     Args:
         config: the settings of `experiments/configs/default.py`.
         workdir: the run's directory. It must not hold a run already unless `resume` is true.
@@ -178,36 +202,45 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
     Raises:
         FileExistsError: if `workdir` holds a run and `resume` is false.
-        ValueError: if the run to resume used other settings or data.
+        ValueError: if the run to resume used other settings or data, or the batch does not divide by the devices.
         FloatingPointError: if the training loss or the parameters become NaN or infinite; the message names
             the step. Checkpoints are only written of finite parameters, so the newest one is good.
     """
     workdir = pathlib.Path(workdir)
+    mesh = distributed.data_mesh(config.num_devices)
+    distributed.check_batch_size(config.batch_size, mesh)
+    primary = jax.process_index() == 0
+    say = print if primary else lambda *args: None
     if not resume:
         check_no_run(workdir)
     if dataset is None:
         dataset = load_data(config)
-    print(f"Data: {dataset.description}")
+    say(f"Data: {dataset.description}")
+    if mesh.size > 1:
+        say(f"Devices: {mesh.size} x {mesh.devices.flat[0].device_kind} in {jax.process_count()} process(es), "
+            f"{config.batch_size // mesh.size} images each of every batch of {config.batch_size}")
 
     steps = make_steps(config)
     init_key, data_key = seed_keys(config.seed)
-    params = initial_params(init_key)
-    opt_state = steps.optimizer.init(params)
+    params = jax.device_put(initial_params(init_key), distributed.replicated(mesh))
+    opt_state = jax.device_put(steps.optimizer.init(params), distributed.replicated(mesh))
     identity = _identity(config, dataset)
     progress = {"step": 0, "epoch": 1, "batch": 0, "summed_loss": 0.0, "train_seconds": 0.0, "elapsed_seconds": 0.0}
 
     checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints_to_keep)
     latest = checkpointer.latest_step() if resume else None
     if latest is not None:
+        # Restored straight onto this run's mesh (the arrays' shardings), whatever mesh saved them.
         state, saved = checkpointer.restore(latest, like={"params": params, "opt_state": opt_state})
         _check_same_run(saved.pop("run"), identity, latest)
-        params, opt_state, progress = jax.device_put(state["params"]), jax.device_put(state["opt_state"]), saved
-        print(f"Resuming from the checkpoint of step {latest} (epoch {progress['epoch']}, "
+        params, opt_state, progress = state["params"], state["opt_state"], saved
+        say(f"Resuming from the checkpoint of step {latest} (epoch {progress['epoch']}, "
               f"batch {progress['batch']})")
     elif resume:
-        print(f"No checkpoint in {workdir}: starting from the beginning")
+        say(f"No checkpoint in {workdir}: starting from the beginning")
 
-    writer = reporting.MetricWriter(workdir, start_step=progress["step"])
+    writer = (reporting.MetricWriter(workdir, start_step=progress["step"]) if primary
+              else reporting.NullMetricWriter())
     steps_per_epoch = batching.num_batches(len(dataset.train_labels), config.batch_size)
     position = _Position(steps_per_epoch)
     position.last_checkpoint = latest
@@ -216,9 +249,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     clock_start = time.perf_counter() - progress["elapsed_seconds"]
 
     def finite_state(epoch: int, batch_index: int) -> dict:
-        """Host copies of the parameters and optimizer state after `step`; raises if they are not finite."""
-        state = jax.tree.map(np.array, {"params": params, "opt_state": opt_state})
-        if not all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state)):
+        """The parameters and optimizer state after `step`; raises if they are not finite."""
+        state = {"params": params, "opt_state": opt_state}
+        if not _all_finite(state):
             raise position.stop("the parameters are not finite", step, epoch, batch_index)
         return state
 
@@ -238,10 +271,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             train_seconds = progress["train_seconds"] if resuming else 0.0
             epoch_start = time.perf_counter()
             batches = batching.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
-                                             seed=data_key, epoch=epoch, start_batch=first_batch)
+                                             seed=data_key, epoch=epoch, start_batch=first_batch,
+                                             shard=distributed.process_rows())
             # disable=None: no progress bar when stderr is not a terminal (a log file, a test).
-            with tqdm.tqdm(batching.prefetch_to_device(batches), total=steps_per_epoch, initial=first_batch,
-                           disable=None, leave=False, desc=f"epoch {epoch}/{config.num_epochs}", unit="batch") as bar:
+            with tqdm.tqdm(batching.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh)),
+                           total=steps_per_epoch, initial=first_batch, disable=None if primary else True, leave=False, desc=f"epoch {epoch}/{config.num_epochs}", unit="batch") as bar:
                 for batch_index, batch in enumerate(bar, start=first_batch):
                     params, opt_state, metrics = steps.train_step(params, opt_state, batch)
                     step += 1
@@ -256,28 +290,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             train_seconds += time.perf_counter() - epoch_start
             state = finite_state(epoch, steps_per_epoch - 1)
 
-            test = evaluate(steps.eval_step, params, dataset, config.batch_size)
+            test = evaluate(steps.eval_step, params, dataset, config.batch_size, mesh)
             record = reporting.epoch_record(
                 epoch=epoch, step=step, summed_loss=losses.total, num_batches=steps_per_epoch,
                 test_loss_sum=test["loss_sum"], test_correct=test["correct"], test_count=test["count"],
                 train_images=len(dataset.train_labels), train_seconds=train_seconds,
                 elapsed_seconds=time.perf_counter() - clock_start)
             writer.write_epoch(record)
-            tqdm.tqdm.write(reporting.format_epoch(record, config.num_epochs))
+            if primary:
+                tqdm.tqdm.write(reporting.format_epoch(record, config.num_epochs))
             save(state, epoch + 1, 0, 0.0, 0.0)
     finally:
         checkpointer.close()  # waits for the saves in flight
         writer.close()
 
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("metrics written")  # process 0's file is complete for every reader
     records = reporting.read_metrics(workdir)
-    plotting.plot_curves(records, workdir / PLOT_FILE, title=f"Tudui on {dataset.name}")
+    if primary:
+        plotting.plot_curves(records, workdir / PLOT_FILE, title=f"Tudui on {dataset.name}")
     return TrainResult(params=params, opt_state=opt_state, step=step, records=records)
 
 
-def evaluate(eval_step, params, dataset: datasets.ImageDataset, batch_size: int) -> dict:
-    """The test set's summed loss, correct predictions and size: `{'loss_sum', 'correct', 'count'}`."""
-    batches = batching.prefetch_to_device(batching.epoch_batches(dataset.test_images, dataset.test_labels,
-                                                                 batch_size))
+def evaluate(eval_step, params, dataset: datasets.ImageDataset, batch_size: int, mesh: jax.sharding.Mesh) -> dict:
+    """The test set's summed loss, correct predictions and size: `{'loss_sum', 'correct', 'count'}`.
+
+    Batches of `batch_size` split over `mesh` as in training; each process loads its own rows of them.
+    """
+    batches = batching.epoch_batches(dataset.test_images, dataset.test_labels, batch_size,
+                                     shard=distributed.process_rows())
+    batches = batching.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh))
     sums = jax.device_get([eval_step(params, batch) for batch in batches])  # one wait, after the last batch
     return {"loss_sum": math.fsum(float(s["loss_sum"]) for s in sums),
             "correct": sum(int(s["correct"]) for s in sums), "count": sum(int(s["count"]) for s in sums)}

@@ -78,7 +78,10 @@ def _float_images(images: jax.Array, params) -> jax.Array:
 
 
 def _logits(model: nn.Module, params, batch: Batch) -> jax.Array:
-    return model.apply(params, _float_images(batch["image"], params))
+    """The model's logits, in float32 at least: a model computing in bfloat16 (mixed precision) has its loss and
+    the loss's sums over the batch computed in float32, as torch's autocast does for `cross_entropy`."""
+    logits = model.apply(params, _float_images(batch["image"], params))
+    return logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
 
 
 def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation) -> Callable[..., Any]:
@@ -86,6 +89,11 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation) -
 
     Rows labelled `IGNORE_INDEX` (the padding of a short last batch) are left out of the mean, as torch's
     `CrossEntropyLoss` would give for the short batch itself.
+
+    Data parallelism needs no other step: called with a batch split over a mesh's devices and replicated
+    `params`/`opt_state` (`jaxloss.distributed`), the jitted step runs partitioned, and its loss and gradients
+    are those of the whole global batch. Mixed precision is the model's: e.g. `Tudui(dtype=jnp.bfloat16)`
+    computes in bfloat16 with float32 parameters, gradients and loss.
 
     Args:
         model: a Flax module mapping images `(B, H, W, C)` to logits `(B, num_classes)`.

@@ -111,6 +111,17 @@ def test_a_short_run_learns_and_reports(uninterrupted, capsys):
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def test_a_mixed_precision_run_learns(dataset, tmp_path):
+    result = train.train_and_evaluate(small_config(compute_dtype="bfloat16"), tmp_path, dataset=dataset)
+    assert result.records[-1]["mean_loss"] < result.records[0]["mean_loss"]
+    assert {leaf.dtype for leaf in jax.tree.leaves((result.params, result.opt_state))} == {np.dtype(np.float32)}
+
+
+def test_an_unknown_compute_dtype_is_refused(dataset, tmp_path):
+    with pytest.raises(ValueError, match=r"compute_dtype must be one of \('float32', 'bfloat16'\); got 'float16'"):
+        train.train_and_evaluate(small_config(compute_dtype="float16"), tmp_path, dataset=dataset)
+
+
 def test_refuses_to_overwrite_a_run(uninterrupted, dataset):
     workdir, _ = uninterrupted
     before = (workdir / reporting.METRICS_FILE).read_text()

@@ -19,6 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.weight_decay = 0.0
     config.nesterov = False
 
+    # The global batch: split evenly over the devices (see num_devices), so it must divide by their number.
     config.batch_size = 64
     config.num_epochs = 10
     # Seeds the initial weights and every epoch's shuffle: the same seed gives the same numbers.
@@ -30,6 +31,22 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset = "auto"
     config.cifar10_dir = config_dict.placeholder(str)
     config.tfds_data_dir = config_dict.placeholder(str)  # None: tensorflow-datasets' default directory
+
+    # Data parallelism (jaxloss.distributed): every batch split over `num_devices` devices (None: every device JAX
+    # sees, of every process), parameters and optimizer state replicated. The same numbers as on one device, up
+    # to the order of float sums.
+    config.num_devices = config_dict.placeholder(int)
+    # 'float32', or 'bfloat16' for mixed precision: Tudui computes in bfloat16, while its parameters, gradients,
+    # optimizer state and loss stay float32.
+    config.compute_dtype = "float32"
+    # A run of several processes (hosts): jax.distributed.initialize before anything else. Fields left None are
+    # found by JAX: the address from $JAX_COORDINATOR_ADDRESS, all three on SLURM, Open MPI, Kubernetes, TPU pods.
+    config.distributed = ml_collections.ConfigDict({
+        "enabled": False,
+        "coordinator_address": config_dict.placeholder(str),
+        "num_processes": config_dict.placeholder(int),
+        "process_id": config_dict.placeholder(int),
+    })
 
     # A checkpoint at the end of every epoch and every `checkpoint_every_steps` steps within one, so a run
     # killed mid-epoch repeats at most that many steps (200 steps of batch 64: about 15 s on a 2-core CPU).
