@@ -1,12 +1,17 @@
 """Speed of the jitted Tudui train and eval steps against torch eager on the same device, and time to the first step.
 
 Run: ``python benchmarks/tudui_step.py`` (needs torch). ``--cores 1`` pins the whole run to one CPU core
-(both libraries then use one thread), which gives steadier figures on a machine that other jobs share.
+(both libraries then use one thread), which gives steadier figures on a machine that other jobs share. The
+report begins with the devices it ran on: the same command on a GPU machine (``pip install -e '.[cuda12,bench]'``)
+times JAX and torch on the GPU. ``--cpu_devices 2`` splits the CPU into 2 JAX devices, ``--bfloat16`` adds
+mixed precision.
 
 The contenders, one batch of 64 random 32x32x3 images, float32, the same weights everywhere:
 
 - jaxloss: `make_train_step(Tudui(), torch_sgd(0.01))` (forward, cross-entropy, backward and SGD update in
-  one jit-compiled call, parameters donated) and `make_eval_step(Tudui())`, NHWC images;
+  one jit-compiled call, parameters donated) and `make_eval_step(Tudui())`, NHWC images, on one device;
+- where JAX sees several devices, the same steps data-parallel over all of them (`jaxloss.distributed`: the
+  batch split over a mesh, parameters replicated), and with ``--bfloat16``, `Tudui(dtype=jnp.bfloat16)`;
 - torch eager, as the lessons run it, in NCHW and in channels_last memory format: ``loss = loss_fn(model(x),
   y); optim.zero_grad(); loss.backward(); optim.step()`` with `torch.optim.SGD(lr=0.01)`, and an evaluation
   under `torch.no_grad()` that reads the summed loss and the number of correct predictions back.
@@ -37,6 +42,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds")
     parser.add_argument("--calls", type=int, default=3, help="timed calls per contender and round")
     parser.add_argument("--cores", type=int, default=0, help="pin the run to this many CPU cores (0: all)")
+    parser.add_argument("--cpu_devices", type=int, default=1, help="JAX devices to make of the CPU")
+    parser.add_argument("--bfloat16", action="store_true", help="also time mixed precision (bfloat16 compute)")
     parser.add_argument("--first-step-only", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -50,6 +57,9 @@ def pin_cores(cores: int) -> None:
 def main() -> None:
     args = parse_args()
     pin_cores(args.cores)
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", args.cpu_devices)  # before JAX starts its CPU backend
     if args.first_step_only:
         print(first_train_step_seconds())
         return
@@ -92,18 +102,21 @@ def random_batch(rng) -> dict:
             "label": rng.integers(0, 10, BATCH).astype(np.int32)}
 
 
-def jax_contenders(batch: dict, torch_state: dict) -> dict[str, Callable[[], None]]:
+def jax_contenders(batch: dict, torch_state: dict, num_devices: int = 1, dtype=None) -> dict[str, Callable[[], None]]:
+    """jaxloss's train and eval steps on a mesh of `num_devices` devices, computing in `dtype` (None: float32)."""
     import jax
 
+    from jaxloss import distributed
     from jaxloss.torch_interop import tudui_params_from_torch
     from jaxloss.training import make_eval_step, make_train_step, torch_sgd
     from jaxloss.tudui import Tudui
 
-    model, optimizer = Tudui(), torch_sgd(0.01)
+    model, optimizer = Tudui(dtype=dtype), torch_sgd(0.01)
     train_step, eval_step = make_train_step(model, optimizer), make_eval_step(model)
-    batch = jax.device_put(batch)
-    eval_params = tudui_params_from_torch(torch_state)
-    state = {"params": tudui_params_from_torch(torch_state)}
+    mesh = distributed.data_mesh(num_devices)
+    batch = jax.device_put(batch, distributed.batch_sharding(mesh))
+    eval_params = jax.device_put(tudui_params_from_torch(torch_state), distributed.replicated(mesh))
+    state = {"params": jax.device_put(tudui_params_from_torch(torch_state), distributed.replicated(mesh))}
     state["opt_state"] = optimizer.init(state["params"])
 
     def train():
@@ -172,30 +185,37 @@ def run_benchmark(args: argparse.Namespace) -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     jax_device = jax.devices()[0]
-    print(f"jax {jax.__version__} on {jax_device.platform} ({jax_device.device_kind}); torch {torch.__version__} on "
-          f"{device} with {torch.get_num_threads()} threads; {len(os.sched_getaffinity(0))} CPU cores; batch "
-          f"{BATCH}; {args.rounds} interleaved rounds of {args.calls} calls\n")
+    torch_device = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    print(f"jax {jax.__version__} on {jax.device_count()} x {jax_device.platform} ({jax_device.device_kind}); "
+          f"torch {torch.__version__} on {device} ({torch_device}) with {torch.get_num_threads()} threads; "
+          f"{len(os.sched_getaffinity(0))} CPU cores; batch {BATCH}; {args.rounds} interleaved rounds of "
+          f"{args.calls} calls\n")
     batch = random_batch(np.random.default_rng(0))
     torch.manual_seed(0)
     torch_state = TorchTudui().state_dict()
     check_same_logits(batch, torch_state, device)
 
     first_step, to_first_step = fresh_process_first_step(args.cores)
-    contenders = {"jaxloss": jax_contenders(batch, torch_state),
-                  "torch NCHW": torch_contenders(batch, torch_state, device, channels_last=False),
-                  "torch channels_last": torch_contenders(batch, torch_state, device, channels_last=True)}
-    header = f"{'step':<7}{'contender':<22}{'ms':>9}{'images/s':>11}{'jaxloss speed-up':>19}"
+    contenders = {"jaxloss": jax_contenders(batch, torch_state)}
+    if jax.device_count() > 1:
+        contenders[f"jaxloss {jax.device_count()} devices"] = jax_contenders(batch, torch_state, jax.device_count())
+    if args.bfloat16:
+        contenders["jaxloss bfloat16"] = jax_contenders(batch, torch_state, dtype=jax.numpy.bfloat16)
+    torch_names = ("torch NCHW", "torch channels_last")
+    for name, channels_last in zip(torch_names, (False, True)):
+        contenders[name] = torch_contenders(batch, torch_state, device, channels_last=channels_last)
+    header = f"{'step':<7}{'contender':<24}{'ms':>9}{'images/s':>11}{'speed / best torch':>21}"
     print(header)
     print("-" * len(header))
     for step in ("train", "eval"):
         times = round_times({name: runs[step] for name, runs in contenders.items()}, args.rounds, args.calls)
-        best_torch = min(("torch NCHW", "torch channels_last"), key=lambda name: np.median(times[name]))
+        best_torch = min(torch_names, key=lambda name: np.median(times[name]))
         for name, samples in times.items():
             # Per-round ratios pair calls made seconds apart, so slow drift of the machine cancels.
-            ratio = "" if name == "jaxloss" else f"{np.median(samples / times['jaxloss']):.2f}x"
+            ratio = "" if name in torch_names else f"{np.median(times[best_torch] / samples):.2f}x"
             marker = " (best torch)" if name == best_torch else ""
-            print(f"{step:<7}{name:<22}{1e3 * np.median(samples):>9.2f}{BATCH / np.median(samples):>11.0f}"
-                  f"{ratio:>19}{marker}")
+            print(f"{step:<7}{name:<24}{1e3 * np.median(samples):>9.2f}{BATCH / np.median(samples):>11.0f}"
+                  f"{ratio:>21}{marker}")
     print(f"\nfirst train step in a fresh process: {first_step:.2f} s (trace + compile + run; "
           f"{to_first_step:.2f} s from interpreter start, imports included)")
 
