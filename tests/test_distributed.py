@@ -84,17 +84,17 @@ def free_port() -> int:
 
 
 def test_two_processes_train_as_one(tmp_path):
-    """`experiments/main.py` in two processes of 2 CPU devices each (gloo over loopback) = one process, one device."""
+    """`experiments/main.py` in two processes of 2 CPU devices each (`--cpu_devices`; gloo collectives over
+    loopback) trains as one process on one device."""
     config = dict(dataset="digits", num_epochs=1, batch_size=32, checkpoint_every_steps=20)
     flags = [f"--config.{key}={value}" for key, value in config.items()]
     address = f"localhost:{free_port()}"
     workdir = tmp_path / "two_processes"
     processes = [subprocess.Popen(
-        [sys.executable, "experiments/main.py", f"--workdir={workdir}", *flags,
+        [sys.executable, "experiments/main.py", f"--workdir={workdir}", "--cpu_devices=2", *flags,
          "--config.distributed.enabled=True", f"--config.distributed.coordinator_address={address}",
          "--config.distributed.num_processes=2", f"--config.distributed.process_id={index}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}) for index in range(2)]
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for index in range(2)]
     outputs = [process.communicate(timeout=300)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], "\n".join(output[-3000:] for output in outputs)
     assert "Devices: 4 x cpu in 2 process(es), 8 images each of every batch of 32" in outputs[0]
