@@ -6,9 +6,9 @@ one slice per device, while parameters and optimizer state are replicated. The t
 mean (`cross_entropy` with `ignore_index`, `weight`, ...) is the mean over the *global* batch, exactly as on one
 device, and not a mean of per-device means.
 
-Across hosts (`jax.distributed.initialize`), every process runs the same program; each loads its own rows of every
-global batch (`process_rows`), and `jaxloss.batching.prefetch_to_device` assembles them into one global array
-without copying between hosts.
+Across hosts (`jax.distributed.initialize`), every process runs the same program; each gathers only its own rows
+of every global batch (`process_rows`) from the in-memory dataset, and `jaxloss.batching.prefetch_to_device`
+assembles them into one global array without copying between hosts.
 
 Example (one host; on several, call `initialize_distributed` first)::
 
