@@ -12,6 +12,7 @@ In a multi-process run, process 0 alone prints and writes metrics, TensorBoard e
 processes take part in every checkpoint.
 """
 
+import collections
 import dataclasses
 import functools
 import math
@@ -38,6 +39,10 @@ PLOT_FILE = "curves.png"
 RESUMABLE_SETTINGS = ("num_epochs", "cifar10_dir", "tfds_data_dir", "checkpoint_every_steps",
                       "max_checkpoints_to_keep", "log_every_steps", "num_devices", "distributed")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+# How many evaluation steps may be queued on the devices before the host waits for the oldest. Enough to keep
+# them busy; and XLA:CPU (jaxlib 0.10.2) deadlocks in its in-process all-reduce once about 64 steps of a
+# multi-device mesh are queued (seen on 2 and 4 CPU devices with 2 cores; 32 ran). Training has ~2 in flight.
+EVAL_STEPS_IN_FLIGHT = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,11 +320,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 def evaluate(eval_step, params, dataset: datasets.ImageDataset, batch_size: int, mesh: jax.sharding.Mesh) -> dict:
     """The test set's summed loss, correct predictions and size: `{'loss_sum', 'correct', 'count'}`.
 
-    Batches of `batch_size` split over `mesh` as in training; each process loads its own rows of them.
+    Batches of `batch_size` split over `mesh` as in training; each process loads its own rows of them. At most
+    `EVAL_STEPS_IN_FLIGHT` steps are queued at a time.
     """
     batches = batching.epoch_batches(dataset.test_images, dataset.test_labels, batch_size,
                                      shard=distributed.process_rows())
     batches = batching.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh))
-    sums = jax.device_get([eval_step(params, batch) for batch in batches])  # one wait, after the last batch
+    pending, sums = collections.deque(), []
+    for batch in batches:
+        pending.append(eval_step(params, batch))
+        if len(pending) > EVAL_STEPS_IN_FLIGHT:
+            sums.append(jax.device_get(pending.popleft()))
+    sums += jax.device_get(list(pending))
     return {"loss_sum": math.fsum(float(s["loss_sum"]) for s in sums),
             "correct": sum(int(s["correct"]) for s in sums), "count": sum(int(s["count"]) for s in sums)}

@@ -169,3 +169,15 @@ def test_a_run_saved_on_four_devices_resumes_on_two(tmp_path, capsys):
     for got, want in zip(resumed.records, expected.records, strict=True):
         assert got["summed_loss"] == pytest.approx(want["summed_loss"], rel=1e-5)
         assert got["test_accuracy"] == want["test_accuracy"]
+
+
+def test_an_evaluation_of_many_batches_runs_through_and_counts_as_one_device():
+    """100 batches: XLA:CPU deadlocks when ~64 multi-device steps are queued; `evaluate` keeps 8 in flight."""
+    dataset = synthetic_dataset(train_size=4, test_size=6400)
+    eval_step = training.make_eval_step(Tudui())
+    params = jax.device_get(Tudui().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+    results = [train.evaluate(eval_step, jax.device_put(params, distributed.replicated(mesh)), dataset, 64, mesh)
+               for mesh in (distributed.data_mesh(1), distributed.data_mesh(4))]
+    assert results[0]["count"] == results[1]["count"] == 6400
+    assert results[1]["correct"] == results[0]["correct"]
+    assert results[1]["loss_sum"] == pytest.approx(results[0]["loss_sum"], rel=1e-6)
