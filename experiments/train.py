@@ -1,10 +1,11 @@
 """Trains the lessons' Tudui with jit-compiled torch-SGD steps, reporting, checkpointing and resuming.
 
-`train_and_evaluate(config, workdir)` is the whole experiment; `experiments/main.py` is its command line. It trains
-data-parallel over all the devices JAX sees (`jaxloss.distributed`: the batch split over a mesh, parameters
-replicated), on one host or, after `jax.distributed.initialize`, on many. Every epoch prints the lessons' summed loss with the mean loss, test loss and accuracy, speed and elapsed time, and
-appends the same record to `workdir/metrics.jsonl` and to TensorBoard (`workdir/tensorboard`). Checkpoints
-(`workdir/checkpoints`) are written at the end of each epoch and every `config.checkpoint_every_steps` steps;
+`train_and_evaluate(config, workdir)` is the whole experiment; `experiments/main.py` is its command line. It
+trains data-parallel over all the devices JAX sees (`jaxloss.distributed`: the batch split over a mesh,
+parameters replicated), on one host or, after `jax.distributed.initialize`, on many. Every epoch prints the
+lessons' summed loss with the mean loss, test loss and accuracy, speed and elapsed time, and appends the same
+record to `workdir/metrics.jsonl` and to TensorBoard (`workdir/tensorboard`). Checkpoints (`workdir/checkpoints`)
+are written at the end of each epoch and every `config.checkpoint_every_steps` steps;
 resuming from one gives bitwise the result of an uninterrupted run, because the batch order is a pure function
 of (seed, epoch) and the checkpoint holds everything else the remaining steps depend on. Checkpoints hold the
 sharded arrays (orbax) and restore onto the mesh of the resumed run, whatever its number of devices.
@@ -240,7 +241,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         _check_same_run(saved.pop("run"), identity, latest)
         params, opt_state, progress = state["params"], state["opt_state"], saved
         say(f"Resuming from the checkpoint of step {latest} (epoch {progress['epoch']}, "
-              f"batch {progress['batch']})")
+            f"batch {progress['batch']})")
     elif resume:
         say(f"No checkpoint in {workdir}: starting from the beginning")
 
@@ -280,7 +281,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                                              shard=distributed.process_rows())
             # disable=None: no progress bar when stderr is not a terminal (a log file, a test).
             with tqdm.tqdm(batching.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh)),
-                           total=steps_per_epoch, initial=first_batch, disable=None if primary else True, leave=False, desc=f"epoch {epoch}/{config.num_epochs}", unit="batch") as bar:
+                           total=steps_per_epoch, initial=first_batch, disable=None if primary else True,
+                           leave=False, desc=f"epoch {epoch}/{config.num_epochs}", unit="batch") as bar:
                 for batch_index, batch in enumerate(bar, start=first_batch):
                     params, opt_state, metrics = steps.train_step(params, opt_state, batch)
                     step += 1
