@@ -2,8 +2,8 @@
 
 Arrays are saved as they lie, sharded or replicated over a mesh, by every process of a multi-process run
 together, and restored onto whatever shardings the restoring run asks for: a run saved on 4 devices resumes on
-1 or 2. A checkpoint is written to a temporary directory and renamed when complete (orbax's atomic commit), so a run
-killed at any moment, even while saving, leaves its earlier checkpoints intact and no partial one behind.
+1 or 2. A checkpoint is written to a temporary directory and renamed when complete (orbax's atomic commit), so a
+run killed at any moment, even while saving, leaves its earlier checkpoints intact and no partial one behind.
 """
 
 import os
@@ -64,8 +64,8 @@ class Checkpointer:
             like: a pytree of arrays with the state's structure, shapes and dtypes; the restored arrays get their
                 shardings (e.g. replicated over the current mesh), whatever the mesh that saved them.
         """
-        abstract = jax.tree.map(
-            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=getattr(leaf, "sharding", None)), like)
+        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                                                  sharding=getattr(leaf, "sharding", None)), like)
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                        progress=ocp.args.JsonRestore()))
         return restored["state"], restored["progress"]

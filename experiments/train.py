@@ -153,7 +153,8 @@ class _Position:
         saved = (f"the newest checkpoint is step {self.last_checkpoint}'s" if self.last_checkpoint is not None
                  else "no checkpoint was saved")
         return FloatingPointError(f"{what} at step {step} (epoch {epoch}, batch {batch_index + 1} of "
-                                  f"{self.steps_per_epoch}): stopping; {saved}. A new run with a smaller learning rate may help.")
+                                  f"{self.steps_per_epoch}): stopping; {saved}. A new run with a smaller learning "
+                                  "rate may help.")
 
 
 class _LossSum:

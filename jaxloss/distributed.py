@@ -21,8 +21,8 @@ Example (one host; on several, call `initialize_distributed` first)::
         params, opt_state, metrics = train_step(params, opt_state, batch)
 """
 
-import numpy as np
 import jax
+import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
@@ -105,4 +105,3 @@ def process_rows() -> tuple[int, int]:
     put the batches on the mesh with `jaxloss.batching.prefetch_to_device(..., sharding=batch_sharding(mesh))`.
     """
     return jax.process_index(), jax.process_count()
-
