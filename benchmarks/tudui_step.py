@@ -10,7 +10,7 @@ The contenders, one batch of 64 random 32x32x3 images, float32, the same weights
 
 - jaxloss: `make_train_step(Tudui(), torch_sgd(0.01))` (forward, cross-entropy, backward and SGD update in
   one jit-compiled call, parameters donated) and `make_eval_step(Tudui())`, NHWC images, on one device;
-- where JAX sees several devices, the same steps data-parallel over all of them (`jaxloss.distributed`: the
+- where JAX sees several devices, the same steps data-parallel over all of them (`experiments.distributed`: the
   batch split over a mesh, parameters replicated), and with ``--bfloat16``, `Tudui(dtype=jnp.bfloat16)`;
 - torch eager, as the lessons run it, in NCHW and in channels_last memory format: ``loss = loss_fn(model(x),
   y); optim.zero_grad(); loss.backward(); optim.step()`` with `torch.optim.SGD(lr=0.01)`, and an evaluation
@@ -72,8 +72,8 @@ def first_train_step_seconds() -> float:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxloss.training import make_train_step, torch_sgd
-    from jaxloss.tudui import Tudui
+    from experiments.train_steps import make_train_step, torch_sgd
+    from experiments.models import Tudui
 
     jax.config.update("jax_enable_compilation_cache", False)
     model, optimizer = Tudui(), torch_sgd(0.01)
@@ -106,10 +106,10 @@ def jax_contenders(batch: dict, torch_state: dict, num_devices: int = 1, dtype=N
     """jaxloss's train and eval steps on a mesh of `num_devices` devices, computing in `dtype` (None: float32)."""
     import jax
 
-    from jaxloss import distributed
-    from jaxloss.torch_interop import tudui_params_from_torch
-    from jaxloss.training import make_eval_step, make_train_step, torch_sgd
-    from jaxloss.tudui import Tudui
+    from experiments import distributed
+    from experiments.torch_interop import tudui_params_from_torch
+    from experiments.train_steps import make_eval_step, make_train_step, torch_sgd
+    from experiments.models import Tudui
 
     model, optimizer = Tudui(dtype=dtype), torch_sgd(0.01)
     train_step, eval_step = make_train_step(model, optimizer), make_eval_step(model)
@@ -164,8 +164,8 @@ def check_same_logits(batch: dict, torch_state: dict, device) -> None:
     import torch
 
     from experiments.torch_tudui import TorchTudui
-    from jaxloss.torch_interop import tudui_params_from_torch
-    from jaxloss.tudui import Tudui
+    from experiments.torch_interop import tudui_params_from_torch
+    from experiments.models import Tudui
 
     model = TorchTudui().to(device)
     model.load_state_dict(torch_state)

@@ -7,7 +7,7 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxloss import datasets
+from experiments import datasets
 
 WORKDIR = flags.DEFINE_string("workdir", None, "Directory of the run: metrics, TensorBoard, checkpoints.")
 CONFIG = config_flags.DEFINE_config_file(

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from experiments import cli, train  # noqa: E402
-from jaxloss import distributed  # noqa: E402
+from experiments import distributed  # noqa: E402
 
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its newest checkpoint.")
 _CPU_DEVICES = flags.DEFINE_integer(

@@ -1,7 +1,7 @@
 """Trains the lessons' torch Tudui the way `experiments/main.py` trains the JAX one, for side-by-side comparison.
 
-Same data, same batches in the same order (`jaxloss.batching` with the same seed), the same initial weights
-(the JAX run's, exported with `jaxloss.torch_interop`), `torch.optim.SGD` with the same settings and
+Same data, same batches in the same order (`experiments.input_pipeline` with the same seed), the same initial weights
+(the JAX run's, exported with `experiments.torch_interop`), `torch.optim.SGD` with the same settings and
 `nn.CrossEntropyLoss()`; images go in as float32 NCHW scaled by 1/255 (torchvision's ToTensor). It prints the
 same per-epoch lines and writes the same `metrics.jsonl`, TensorBoard files and plot to its own workdir.
 
@@ -27,8 +27,8 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
 
 from experiments import cli, plotting, reporting, train  # noqa: E402
 from experiments.torch_tudui import TorchTudui  # noqa: E402
-from jaxloss import batching, datasets  # noqa: E402
-from jaxloss.torch_interop import tudui_params_to_torch  # noqa: E402
+from experiments import datasets, input_pipeline  # noqa: E402
+from experiments.torch_interop import tudui_params_to_torch  # noqa: E402
 
 
 def _torch_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,7 +37,7 @@ def _torch_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
     The padding rows of a short last batch (label IGNORE_INDEX) are dropped: torch's last batch is short.
     """
     images, labels = np.asarray(batch["image"]), np.asarray(batch["label"])
-    real = labels != batching.IGNORE_INDEX
+    real = labels != input_pipeline.IGNORE_INDEX
     images = torch.from_numpy(images[real]).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
     return images.float().div(255), torch.from_numpy(labels[real]).long()
 
@@ -55,7 +55,7 @@ def evaluate(model: nn.Module, dataset: datasets.ImageDataset, batch_size: int) 
     """The test set's summed loss, correct predictions and size: `{'loss_sum', 'correct', 'count'}`."""
     loss_sum, correct, count = 0.0, 0, 0
     summed_loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    for batch in batching.epoch_batches(dataset.test_images, dataset.test_labels, batch_size):
+    for batch in input_pipeline.epoch_batches(dataset.test_images, dataset.test_labels, batch_size):
         images, labels = _torch_batch(batch)
         logits = model(images)
         loss_sum += summed_loss_fn(logits, labels).item()
@@ -95,13 +95,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                                 dampening=config.dampening, weight_decay=config.weight_decay,
                                 nesterov=config.nesterov)
     loss_fn = nn.CrossEntropyLoss()
-    steps_per_epoch = batching.num_batches(len(dataset.train_labels), config.batch_size)
+    steps_per_epoch = input_pipeline.num_batches(len(dataset.train_labels), config.batch_size)
     writer = reporting.MetricWriter(workdir)
     step, clock_start = 0, time.perf_counter()
     try:
         for epoch in range(1, config.num_epochs + 1):
             summed_loss, epoch_start = 0.0, time.perf_counter()
-            batches = batching.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
+            batches = input_pipeline.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
                                              seed=data_key, epoch=epoch)
             for batch in tqdm.tqdm(batches, total=steps_per_epoch, disable=None, leave=False,
                                    desc=f"epoch {epoch}/{config.num_epochs}", unit="batch"):

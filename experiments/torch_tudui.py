@@ -1,4 +1,4 @@
-"""The lessons' CIFAR-10 network, "Tudui", in PyTorch: the reference that `jaxloss.tudui.Tudui` mirrors."""
+"""The lessons' CIFAR-10 network, "Tudui", in PyTorch: the reference that `experiments.models.Tudui` mirrors."""
 
 from torch import nn
 

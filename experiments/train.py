@@ -1,7 +1,7 @@
 """Trains the lessons' Tudui with jit-compiled torch-SGD steps, reporting, checkpointing and resuming.
 
 `train_and_evaluate(config, workdir)` is the whole experiment; `experiments/main.py` is its command line. It
-trains data-parallel over all the devices JAX sees (`jaxloss.distributed`: the batch split over a mesh,
+trains data-parallel over all the devices JAX sees (`experiments.distributed`: the batch split over a mesh,
 parameters replicated), on one host or, after `jax.distributed.initialize`, on many. Every epoch prints the
 lessons' summed loss with the mean loss, test loss and accuracy, speed and elapsed time, and appends the same
 record to `workdir/metrics.jsonl` and to TensorBoard (`workdir/tensorboard`). Checkpoints (`workdir/checkpoints`)
@@ -31,8 +31,8 @@ import tqdm
 from jax.experimental import multihost_utils
 
 from experiments import checkpointing, plotting, reporting
-from jaxloss import batching, datasets, distributed, training
-from jaxloss.tudui import IMAGE_SHAPE, Tudui
+from experiments import datasets, distributed, input_pipeline, train_steps
+from experiments.models import IMAGE_SHAPE, Tudui
 
 PLOT_FILE = "curves.png"
 # Settings that may change when a run is resumed: they do not change the numbers it computes.
@@ -98,14 +98,14 @@ def make_steps(config: ml_collections.ConfigDict) -> Steps:
 @functools.cache
 def _steps(learning_rate: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool,
            compute_dtype: str) -> Steps:
-    optimizer = training.torch_sgd(learning_rate, momentum, dampening, weight_decay, nesterov)
+    optimizer = train_steps.torch_sgd(learning_rate, momentum, dampening, weight_decay, nesterov)
     model = Tudui(dtype=jnp.dtype(compute_dtype))
-    return Steps(optimizer, training.make_train_step(model, optimizer), _eval_step(compute_dtype))
+    return Steps(optimizer, train_steps.make_train_step(model, optimizer), _eval_step(compute_dtype))
 
 
 @functools.cache
 def _eval_step(compute_dtype: str) -> Callable:
-    return training.make_eval_step(Tudui(dtype=jnp.dtype(compute_dtype)))
+    return train_steps.make_eval_step(Tudui(dtype=jnp.dtype(compute_dtype)))
 
 
 @jax.jit
@@ -248,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
     writer = (reporting.MetricWriter(workdir, start_step=progress["step"]) if primary
               else reporting.NullMetricWriter())
-    steps_per_epoch = batching.num_batches(len(dataset.train_labels), config.batch_size)
+    steps_per_epoch = input_pipeline.num_batches(len(dataset.train_labels), config.batch_size)
     position = _Position(steps_per_epoch)
     position.last_checkpoint = latest
     losses = _LossSum(position, writer, config.log_every_steps)
@@ -277,11 +277,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             losses.total = progress["summed_loss"] if resuming else 0.0
             train_seconds = progress["train_seconds"] if resuming else 0.0
             epoch_start = time.perf_counter()
-            batches = batching.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
+            batches = input_pipeline.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
                                              seed=data_key, epoch=epoch, start_batch=first_batch,
                                              shard=distributed.process_rows())
             # disable=None: no progress bar when stderr is not a terminal (a log file, a test).
-            with tqdm.tqdm(batching.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh)),
+            with tqdm.tqdm(input_pipeline.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh)),
                            total=steps_per_epoch, initial=first_batch, disable=None if primary else True,
                            leave=False, desc=f"epoch {epoch}/{config.num_epochs}", unit="batch") as bar:
                 for batch_index, batch in enumerate(bar, start=first_batch):
@@ -326,9 +326,9 @@ def evaluate(eval_step, params, dataset: datasets.ImageDataset, batch_size: int,
     Batches of `batch_size` split over `mesh` as in training; each process loads its own rows of them. At most
     `EVAL_STEPS_IN_FLIGHT` steps are queued at a time.
     """
-    batches = batching.epoch_batches(dataset.test_images, dataset.test_labels, batch_size,
+    batches = input_pipeline.epoch_batches(dataset.test_images, dataset.test_labels, batch_size,
                                      shard=distributed.process_rows())
-    batches = batching.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh))
+    batches = input_pipeline.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh))
     pending, sums = collections.deque(), []
     for batch in batches:
         pending.append(eval_step(params, batch))

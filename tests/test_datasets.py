@@ -1,4 +1,4 @@
-"""jaxloss.datasets: tfds' prepared CIFAR-10, torchvision's CIFAR-10 files, the offline digits, and the choice.
+"""experiments.datasets: tfds' prepared CIFAR-10, torchvision's CIFAR-10 files, the offline digits, and the choice.
 
 No network: CIFAR-10 in each layout is written by the tests, tiny, in exactly its real format. An optional test
 reads the real CIFAR-10 when ``JAXLOSS_CIFAR10_DIR`` names it (skipped otherwise).
@@ -18,7 +18,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from jaxloss.datasets import (CIFAR10_DIR_ENV, ImageDataset, load_cifar10_tfds, load_cifar10_torchvision,
+from experiments.datasets import (CIFAR10_DIR_ENV, ImageDataset, load_cifar10_tfds, load_cifar10_torchvision,
                               load_dataset, load_digits_32x32)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -473,7 +473,7 @@ def test_load_dataset_bad_arguments(arguments, error, message):
 
 
 def test_importing_the_module_imports_no_loader_package():
-    code = ("import sys, jaxloss.datasets; "
+    code = ("import sys, experiments.datasets; "
             "print(sorted(m for m in ('tensorflow_datasets', 'sklearn') if m in sys.modules))")
     repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

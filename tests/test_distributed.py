@@ -1,4 +1,4 @@
-"""Data parallelism (`jaxloss.distributed`): the mesh helpers here, on one device; the 4-device equivalence tests
+"""Data parallelism (`experiments.distributed`): the mesh helpers here, on one device; the 4-device equivalence tests
 in a child process that sees 4 CPU devices; and a real two-process run over loopback (`jax.distributed`)."""
 
 import os
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from experiments import checkpointing, reporting, train
-from jaxloss import distributed
-from jaxloss.batching import IGNORE_INDEX, epoch_batches
+from experiments import distributed
+from experiments.input_pipeline import IGNORE_INDEX, epoch_batches
 from tests.test_train import small_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:the load_module\\(\\) method is deprecated:DeprecationWarning")

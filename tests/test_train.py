@@ -17,7 +17,7 @@ from tensorboardX.proto import event_pb2
 
 from experiments import checkpointing, reporting, train
 from experiments.configs import default
-from jaxloss import batching, datasets
+from experiments import datasets, input_pipeline
 
 # Importing the command line (experiments.cli) loads the default --config file, which ml_collections 1.1 does
 # with importlib's deprecated `load_module`: its warning, not ours.
@@ -149,11 +149,11 @@ def test_command_line_refuses_to_overwrite_and_takes_shorthand_flags(uninterrupt
 KILLED_RUN = """
 import os, pathlib, signal, sys, time
 from experiments import checkpointing, train
-from jaxloss import training
+from experiments import train_steps
 from test_train import small_config, synthetic_dataset
 
 workdir = pathlib.Path(sys.argv[1])
-make_train_step = training.make_train_step
+make_train_step = train_steps.make_train_step
 
 def make_killed_train_step(model, optimizer):
     step_fn, calls = make_train_step(model, optimizer), 0
@@ -167,7 +167,7 @@ def make_killed_train_step(model, optimizer):
         return step_fn(*args)
     return killed_train_step
 
-training.make_train_step = make_killed_train_step
+train_steps.make_train_step = make_killed_train_step
 train.train_and_evaluate(small_config(), workdir, dataset=synthetic_dataset())
 """
 
@@ -215,7 +215,7 @@ def test_a_nan_loss_stops_the_run_at_its_step(dataset, tmp_path):
     init_key, data_key = train.seed_keys(config.seed)
     params = train.initial_params(init_key)
     opt_state = steps.optimizer.init(params)
-    batches = batching.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
+    batches = input_pipeline.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
                                      seed=data_key, epoch=1)
     for nan_step, batch in enumerate(batches, start=1):
         params, opt_state, metrics = steps.train_step(params, opt_state, batch)

@@ -12,7 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
 
     # torch.optim.SGD(params, lr=0.01): momentum, dampening, weight decay and Nesterov at torch's defaults
-    # (jaxloss.training.torch_sgd maps them to optax with torch's semantics).
+    # (experiments.train_steps.torch_sgd maps them to optax with torch's semantics).
     config.learning_rate = 0.01
     config.momentum = 0.0
     config.dampening = 0.0
@@ -27,12 +27,12 @@ def get_config() -> ml_collections.ConfigDict:
 
     # 'auto' picks CIFAR-10 when it is available (torchvision's files in cifar10_dir or the JAXLOSS_CIFAR10_DIR
     # environment variable, or tensorflow-datasets' prepared copy) and otherwise scikit-learn's bundled digits;
-    # 'cifar10' and 'digits' insist (see jaxloss.datasets.load_dataset).
+    # 'cifar10' and 'digits' insist (see experiments.datasets.load_dataset).
     config.dataset = "auto"
     config.cifar10_dir = config_dict.placeholder(str)
     config.tfds_data_dir = config_dict.placeholder(str)  # None: tensorflow-datasets' default directory
 
-    # Data parallelism (jaxloss.distributed): every batch split over `num_devices` devices (None: every device JAX
+    # Data parallelism (experiments.distributed): every batch split over `num_devices` devices (None: every device JAX
     # sees, of every process), parameters and optimizer state replicated. The same numbers as on one device, up
     # to the order of float sums.
     config.num_devices = config_dict.placeholder(int)

@@ -25,10 +25,10 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from experiments.lessons.side_by_side import as_text, show, torch_installed  # noqa: E402
-from jaxloss import datasets  # noqa: E402
+from experiments import datasets  # noqa: E402
 from jaxloss.functional import cross_entropy  # noqa: E402
-from jaxloss.torch_interop import tudui_params_from_torch, tudui_params_to_torch  # noqa: E402
-from jaxloss.tudui import Tudui  # noqa: E402
+from experiments.torch_interop import tudui_params_from_torch, tudui_params_to_torch  # noqa: E402
+from experiments.models import Tudui  # noqa: E402
 
 # Module-level, so that every lesson run in a process reuses one compilation (Tudui's random init takes seconds to
 # compile on a CPU). torch: tudui = Tudui() creates the weights inside the module. Flax: the module is only the
@@ -153,7 +153,7 @@ def main(argv=None) -> None:
     params = initial_params(args.seed)
     print("params:", jax.tree.map(np.shape, params))
     if torch_installed():
-        print("torch runs side by side on the same weights (exported with jaxloss.torch_interop).")
+        print("torch runs side by side on the same weights (exported with experiments.torch_interop).")
     for batch_size in args.batch_sizes:
         lesson_at(batch_size, params, dataset)
     print("\ntorch's loop calls backward() image after image without zero_grad(), so .grad keeps adding up; "

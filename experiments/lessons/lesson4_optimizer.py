@@ -2,7 +2,7 @@
 
 The torch lesson (nn_optim.py) trains Tudui on CIFAR-10's test set with `torch.optim.SGD(lr=0.01)` and prints
 each epoch's `running_loss`, the sum of the batches' mean losses. Here `optax.sgd` (through
-`jaxloss.training.torch_sgd`, torch's SGD with torch's argument names) does the same at lr 0.01 and 0.02, next
+`experiments.train_steps.torch_sgd`, torch's SGD with torch's argument names) does the same at lr 0.01 and 0.02, next
 to torch's SGD from the same weights on the same batches. Then gradient accumulation: torch's `backward()` called
 k times without `zero_grad()` adds the k gradients into `.grad`; in JAX that is (a) a sum of gradient pytrees and
 (b) `optax.MultiSteps`, which applies the optimizer to their *mean* every k steps.
@@ -30,11 +30,11 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
 from experiments.lessons.lesson3_network_loss import (  # noqa: E402
     GRADIENT_RTOL, initial_params, loss_and_grads, show_gradients, torch_tudui)
 from experiments.lessons.side_by_side import as_text, show, torch_installed  # noqa: E402
-from jaxloss import datasets  # noqa: E402
-from jaxloss.batching import IGNORE_INDEX, epoch_batches  # noqa: E402
-from jaxloss.torch_interop import tudui_params_from_torch  # noqa: E402
-from jaxloss.training import make_train_step, torch_sgd  # noqa: E402
-from jaxloss.tudui import Tudui  # noqa: E402
+from experiments import datasets  # noqa: E402
+from experiments.input_pipeline import IGNORE_INDEX, epoch_batches  # noqa: E402
+from experiments.torch_interop import tudui_params_from_torch  # noqa: E402
+from experiments.train_steps import make_train_step, torch_sgd  # noqa: E402
+from experiments.models import Tudui  # noqa: E402
 
 # Two float32 trainings drift apart by rounding, step after step (summation order in the convolutions, and the
 # max-pool near-ties of lesson 3): on CIFAR-10 at batch 64 the summed losses differ by ~1e-7 relative after one

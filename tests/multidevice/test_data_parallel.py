@@ -14,10 +14,10 @@ import optax
 import pytest
 
 from experiments import checkpointing, reporting, train
-from jaxloss import distributed, training
-from jaxloss.batching import IGNORE_INDEX, epoch_batches, prefetch_to_device
+from experiments import distributed, train_steps
+from experiments.input_pipeline import IGNORE_INDEX, epoch_batches, prefetch_to_device
 from jaxloss.functional import cross_entropy, nll_loss
-from jaxloss.tudui import Tudui
+from experiments.models import Tudui
 from tests.test_train import small_config, synthetic_dataset
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
@@ -38,8 +38,8 @@ def is_replicated(tree, mesh) -> bool:
 
 def train_on(mesh, model, params, images, labels, epochs: int):
     """SGD on `mesh` from host `params`: the losses of every step, and the final params (host copies)."""
-    optimizer = training.torch_sgd(0.05)
-    train_step = training.make_train_step(model, optimizer)
+    optimizer = train_steps.torch_sgd(0.05)
+    train_step = train_steps.make_train_step(model, optimizer)
     params = jax.device_put(params, distributed.replicated(mesh))
     opt_state = jax.device_put(optimizer.init(params), distributed.replicated(mesh))
     losses = []
@@ -174,7 +174,7 @@ def test_a_run_saved_on_four_devices_resumes_on_two(tmp_path, capsys):
 def test_an_evaluation_of_many_batches_runs_through_and_counts_as_one_device():
     """100 batches: XLA:CPU deadlocks when ~64 multi-device steps are queued; `evaluate` keeps 8 in flight."""
     dataset = synthetic_dataset(train_size=4, test_size=6400)
-    eval_step = training.make_eval_step(Tudui())
+    eval_step = train_steps.make_eval_step(Tudui())
     params = jax.device_get(Tudui().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
     results = [train.evaluate(eval_step, jax.device_put(params, distributed.replicated(mesh)), dataset, 64, mesh)
                for mesh in (distributed.data_mesh(1), distributed.data_mesh(4))]

@@ -5,7 +5,7 @@
 * `epoch_batches(...)`: the host batches of one epoch in that order, ``{'image': (B, ...), 'label': (B,)}``, every
   one of the same shape: the last, partial batch is padded with zero images labelled `IGNORE_INDEX`
   (instead of being dropped, or compiled for a second shape); `start_batch` skips the batches already trained,
-  `shard` keeps one process's rows of every batch (multi-process runs, `jaxloss.distributed`).
+  `shard` keeps one process's rows of every batch (multi-process runs, `experiments.distributed`).
 * `prefetch_to_device(batches)`: puts the next batches on the device, or split over a mesh's devices, while the
   current one is in use, so input never stalls the device (flax's ``prefetch_to_device`` pattern).
 
@@ -57,7 +57,7 @@ def num_batches(num_examples: int, batch_size: int) -> int:
       The number of batches `epoch_batches` yields.
 
     Example:
-      >>> from jaxloss.batching import num_batches
+      >>> from experiments.input_pipeline import num_batches
       >>> num_batches(50_000, 64), num_batches(128, 64), num_batches(0, 64)
       (782, 2, 0)
     """
@@ -84,7 +84,7 @@ def epoch_permutation(seed, epoch: int, num_examples: int) -> np.ndarray:
       ``(num_examples,)`` int32 numpy array holding each index ``0 ... num_examples - 1`` once.
 
     Example:
-      >>> from jaxloss.batching import epoch_permutation
+      >>> from experiments.input_pipeline import epoch_permutation
       >>> order = epoch_permutation(0, 1, 10)
       >>> order.shape, sorted(order.tolist()) == list(range(10))
       ((10,), True)
@@ -132,7 +132,7 @@ def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *, se
         resumed after `start_batch` steps of this epoch gets exactly the batches it has not trained on.
       shard: ``(index, count)``: yield only rows ``[index * b, (index + 1) * b)``, ``b = batch_size / count``, of
         every batch (padding included): one process's part in a multi-process run
-        (`jaxloss.distributed.process_rows`). `batch_size` must divide by `count`.
+        (`experiments.distributed.process_rows`). `batch_size` must divide by `count`.
 
     Yields:
       ``{'image': (batch_size / count, ...) images.dtype, 'label': (batch_size / count,) int32}`` numpy arrays,
@@ -144,7 +144,7 @@ def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *, se
 
     Example:
       >>> import numpy as np
-      >>> from jaxloss.batching import epoch_batches
+      >>> from experiments.input_pipeline import epoch_batches
       >>> images, labels = np.ones((5, 2, 2, 3), np.uint8), np.arange(5, dtype=np.int32)
       >>> [batch["label"].tolist() for batch in epoch_batches(images, labels, 2)]
       [[0, 1], [2, 3], [4, -100]]
@@ -210,7 +210,7 @@ def prefetch_to_device(batches: Iterable, size: int = 2, sharding=None) -> Itera
     Args:
       batches: an iterable of pytrees of host arrays.
       size: how many batches to hold on the device ahead of use, including the one yielded; >= 1.
-      sharding: where to put them: a `jax.sharding.Sharding` (e.g. `jaxloss.distributed.batch_sharding`), a
+      sharding: where to put them: a `jax.sharding.Sharding` (e.g. `experiments.distributed.batch_sharding`), a
         device, or None for JAX's default device. With a sharding, each batch holds this process's rows of a
         global batch (all of it in a single-process run: `epoch_batches`' `shard`), and the global batch is
         assembled from every process's rows (`jax.make_array_from_process_local_data`).
@@ -221,7 +221,7 @@ def prefetch_to_device(batches: Iterable, size: int = 2, sharding=None) -> Itera
     Example:
       >>> import jax
       >>> import numpy as np
-      >>> from jaxloss.batching import prefetch_to_device
+      >>> from experiments.input_pipeline import prefetch_to_device
       >>> [isinstance(batch["label"], jax.Array) for batch in prefetch_to_device([{"label": np.arange(2)}] * 3)]
       [True, True, True]
     """

@@ -71,7 +71,7 @@ def tudui_params_from_torch(state_dict: Mapping[str, Any], dtype=None) -> dict:
 
     Example:
         >>> import jax
-        >>> from jaxloss.tudui import Tudui
+        >>> from experiments.models import Tudui
         >>> params = Tudui().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
         >>> state = tudui_params_to_torch(params)
         >>> state["model1.7.weight"].shape

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxloss.functional import cross_entropy
-from jaxloss.batching import IGNORE_INDEX
+from experiments.input_pipeline import IGNORE_INDEX
 
 Batch = dict[str, jax.Array]
 """`{'image': (B, H, W, C) uint8 or float images, 'label': (B,) int class indices, IGNORE_INDEX for padding}`."""
@@ -91,7 +91,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation) -
     `CrossEntropyLoss` would give for the short batch itself.
 
     Data parallelism needs no other step: called with a batch split over a mesh's devices and replicated
-    `params`/`opt_state` (`jaxloss.distributed`), the jitted step runs partitioned, and its loss and gradients
+    `params`/`opt_state` (`experiments.distributed`), the jitted step runs partitioned, and its loss and gradients
     are those of the whole global batch. Mixed precision is the model's: e.g. `Tudui(dtype=jnp.bfloat16)`
     computes in bfloat16 with float32 parameters, gradients and loss.
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as torch_F
 
 from experiments.torch_tudui import TorchTudui
-from jaxloss.torch_interop import tudui_params_from_torch, tudui_params_to_torch
-from jaxloss.tudui import Tudui, max_pool_2x2
+from experiments.torch_interop import tudui_params_from_torch, tudui_params_to_torch
+from experiments.models import Tudui, max_pool_2x2
 
 # float32: the two networks sum the same products in different orders (oneDNN vs XLA convolutions).
 TOLERANCES = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}

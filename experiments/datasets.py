@@ -70,7 +70,7 @@ class ImageDataset:
 
     Example:
       >>> import numpy as np
-      >>> from jaxloss.datasets import ImageDataset
+      >>> from experiments.datasets import ImageDataset
       >>> images = np.zeros((4, 32, 32, 3), np.uint8)
       >>> dataset = ImageDataset("toy", "Four black images.", ("a", "b"), images, np.array([0, 1, 0, 1], np.int32),
       ...                        images[:2], np.array([1, 0], np.int32))
@@ -393,7 +393,7 @@ def load_digits_32x32() -> ImageDataset:
       ImportError: scikit-learn is not installed.
 
     Example:
-      >>> from jaxloss.datasets import load_digits_32x32
+      >>> from experiments.datasets import load_digits_32x32
       >>> digits = load_digits_32x32()
       >>> digits.train_images.shape, digits.test_images.shape, digits.train_images.dtype
       ((1442, 32, 32, 3), (355, 32, 32, 3), dtype('uint8'))
@@ -462,7 +462,7 @@ def load_dataset(name: str = "auto", *, cifar10_dir: str | os.PathLike | None = 
       ImportError: `name` is ``'cifar10'``, no directory is named and tensorflow-datasets is not installed.
 
     Example:
-      >>> from jaxloss.datasets import load_dataset
+      >>> from experiments.datasets import load_dataset
       >>> print(load_dataset("digits").description)
       scikit-learn's bundled handwritten digits ... Chosen because name='digits' was asked for.
     """

@@ -6,7 +6,7 @@ torch's network (`experiments/torch_tudui.py`)::
     -> Conv2d(32, 64, 5, padding=2) -> MaxPool2d(2) -> Flatten -> Linear(1024, 64) -> Linear(64, 10)
 
 The Flax module takes NHWC images and computes the same logits as torch's NCHW network on the same weights
-(`jaxloss.torch_interop` converts them). Flax's Linen API is used because `Module.apply(params, x)` is a pure
+(`experiments.torch_interop` converts them). Flax's Linen API is used because `Module.apply(params, x)` is a pure
 function of a plain parameter pytree: the training step can be one `jax.jit`-compiled function of
 `(params, opt_state, batch)` with no hidden state to split or merge.
 """

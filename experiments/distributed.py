@@ -7,7 +7,7 @@ mean (`cross_entropy` with `ignore_index`, `weight`, ...) is the mean over the *
 device, and not a mean of per-device means.
 
 Across hosts (`jax.distributed.initialize`), every process runs the same program; each gathers only its own rows
-of every global batch (`process_rows`) from the in-memory dataset, and `jaxloss.batching.prefetch_to_device`
+of every global batch (`process_rows`) from the in-memory dataset, and `experiments.input_pipeline.prefetch_to_device`
 assembles them into one global array without copying between hosts.
 
 Example (one host; on several, call `initialize_distributed` first)::
@@ -101,7 +101,7 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
 def process_rows() -> tuple[int, int]:
     """This process's part of every batch, as `(index, count)`: rows `[index * B / count, (index + 1) * B / count)`.
 
-    `(0, 1)` in a single-process run. Pass it to `jaxloss.batching.epoch_batches(..., shard=process_rows())`, and
-    put the batches on the mesh with `jaxloss.batching.prefetch_to_device(..., sharding=batch_sharding(mesh))`.
+    `(0, 1)` in a single-process run. Pass it to `experiments.input_pipeline.epoch_batches(..., shard=process_rows())`, and
+    put the batches on the mesh with `experiments.input_pipeline.prefetch_to_device(..., sharding=batch_sharding(mesh))`.
     """
     return jax.process_index(), jax.process_count()

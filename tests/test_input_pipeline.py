@@ -1,4 +1,4 @@
-"""jaxloss.batching: epoch orders, padded fixed-shape batches, mid-epoch starts and device prefetch."""
+"""experiments.input_pipeline: epoch orders, padded fixed-shape batches, mid-epoch starts and device prefetch."""
 
 import re
 
@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxloss.batching import IGNORE_INDEX, epoch_batches, epoch_permutation, num_batches, prefetch_to_device
+from experiments.input_pipeline import IGNORE_INDEX, epoch_batches, epoch_permutation, num_batches, prefetch_to_device
 
 NUM_EXAMPLES = 23  # not a multiple of the batch sizes below: the last batch is partial
 BATCH_SIZE = 5

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from experiments.torch_tudui import TorchTudui
-from jaxloss.batching import IGNORE_INDEX
-from jaxloss.torch_interop import tudui_params_from_torch
-from jaxloss.training import make_eval_step, make_train_step, torch_sgd
-from jaxloss.tudui import Tudui
+from experiments.input_pipeline import IGNORE_INDEX
+from experiments.torch_interop import tudui_params_from_torch
+from experiments.train_steps import make_eval_step, make_train_step, torch_sgd
+from experiments.models import Tudui
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
