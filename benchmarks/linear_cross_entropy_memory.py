@@ -53,8 +53,10 @@ def run_contender(name: str, num_rows: int, in_features: int, num_classes: int, 
     baseline_rss = _current_rss()
 
     if name == "unfused":
+
         def loss(x, w, t):
             return F.cross_entropy(x @ w.T, t)
+
         chunk = num_rows
     else:
         options = LinearCrossEntropyOptions(**({} if name == "chunked auto" else {"batch_chunk_size": 1024}))
@@ -73,8 +75,12 @@ def run_contender(name: str, num_rows: int, in_features: int, num_classes: int, 
         times.append(time.perf_counter() - start)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     return dict(
-        chunk=chunk, temp=memory.temp_size_in_bytes, output=memory.output_size_in_bytes, peak_rss=peak_rss,
-        rss_added=peak_rss - baseline_rss, time=statistics.median(times),
+        chunk=chunk,
+        temp=memory.temp_size_in_bytes,
+        output=memory.output_size_in_bytes,
+        peak_rss=peak_rss,
+        rss_added=peak_rss - baseline_rss,
+        time=statistics.median(times),
     )
 
 
@@ -98,15 +104,19 @@ def main() -> None:
         return
 
     mib = 2**20
-    print(f"{'N, in, C':>20} {'contender':>13} {'rows/chunk':>10} {'temp MiB':>9} {'out MiB':>8} "
-          f"{'temp+out':>9} {'logits MiB':>10} {'peak RSS':>9} {'RSS added':>9} {'time s':>7} {'t/unfused':>9}")
+    print(
+        f"{'N, in, C':>20} {'contender':>13} {'rows/chunk':>10} {'temp MiB':>9} {'out MiB':>8} "
+        f"{'temp+out':>9} {'logits MiB':>10} {'peak RSS':>9} {'RSS added':>9} {'time s':>7} {'t/unfused':>9}"
+    )
     for size in args.sizes:
         num_rows, _, num_classes = map(int, size.split(","))
         results = {}
         for name in CONTENDERS:
             child = subprocess.run(
                 [sys.executable, __file__, "--contender", name, "--sizes", size, "--repeats", str(args.repeats)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
             results[name] = r = json.loads(child.stdout.strip().splitlines()[-1])
             print(

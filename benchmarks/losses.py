@@ -4,22 +4,22 @@ Run: ``python benchmarks/losses.py`` (needs the `bench` extra: torch and optax).
 
 Every contender is timed in the same process, interleaved call by call over many rounds so that drift of a
 shared machine hits all of them alike; the report gives median times and the median over rounds of the ratios
-jaxloss/optax and jaxloss/torch within a round (below 1 means jaxloss is faster). JAX functions are jitted and called with ready device
-arrays; torch runs eagerly, as its users run it, on the same CPU threads.
+jaxloss/optax and jaxloss/torch within a round (below 1 means jaxloss is faster). JAX functions are jitted and
+called with ready device arrays; torch runs eagerly, as its users run it, on the same CPU threads.
 """
 
 import argparse
-from collections.abc import Callable
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import torch
+from interleaved import round_times  # benchmarks/, the script's own folder
 
 import jaxloss.functional as F
-from interleaved import round_times  # benchmarks/, the script's own folder
 
 
 @dataclasses.dataclass
@@ -43,9 +43,11 @@ def jax_contender(loss_fn: Callable, args: tuple, backward: bool) -> Callable[[]
 def torch_contender(loss_fn: Callable, args: tuple, backward: bool) -> Callable[[], None]:
     first, *rest = args
     if not backward:
+
         def forward():
             with torch.no_grad():
                 loss_fn(first, *rest)
+
         return forward
     first = first.clone().requires_grad_()
 
@@ -87,14 +89,16 @@ def benchmarks(rng: np.random.Generator) -> list[Benchmark]:
             lambda a, b: F.cross_entropy(a, b),
             lambda a, b: optax.softmax_cross_entropy_with_integer_labels(a, b).mean(),
             lambda a, b: torch_f.cross_entropy(a, b),
-            (j(logits), j(clean_labels)), (t(logits), t(clean_labels)),
+            (j(logits), j(clean_labels)),
+            (t(logits), t(clean_labels)),
         ),
         Benchmark(
             "cross_entropy +ignore+smoothing+weight",
             lambda a, b, w: F.cross_entropy(a, b, weight=w, ignore_index=-100, label_smoothing=0.1),
             lambda a, b, w: optax_smoothed_weighted_ce(a, b, w, -100, 0.1),
             lambda a, b, w: torch_f.cross_entropy(a, b, weight=w, ignore_index=-100, label_smoothing=0.1),
-            (j(logits), j(labels), j(weight)), (t(logits), t(labels), t(weight)),
+            (j(logits), j(labels), j(weight)),
+            (t(logits), t(labels), t(weight)),
         ),
         Benchmark(
             "nll_loss 8192x1000",
@@ -102,28 +106,32 @@ def benchmarks(rng: np.random.Generator) -> list[Benchmark]:
             # optax has no NLL of log-probabilities; its nearest is the integer-label gather written by hand.
             lambda a, b: -jnp.take_along_axis(a, b[:, None], axis=1).mean(),
             lambda a, b: torch_f.nll_loss(a, b),
-            (j(log_probs), j(clean_labels)), (t(log_probs), t(clean_labels)),
+            (j(log_probs), j(clean_labels)),
+            (t(log_probs), t(clean_labels)),
         ),
         Benchmark(
             "binary_cross_entropy_with_logits 4096x1024",
             lambda a, b: F.binary_cross_entropy_with_logits(a, b),
             lambda a, b: optax.sigmoid_binary_cross_entropy(a, b).mean(),
             lambda a, b: torch_f.binary_cross_entropy_with_logits(a, b),
-            (j(bce_logits), j(bce_targets)), (t(bce_logits), t(bce_targets)),
+            (j(bce_logits), j(bce_targets)),
+            (t(bce_logits), t(bce_targets)),
         ),
         Benchmark(
             "mse_loss 4096x1024",
             lambda a, b: F.mse_loss(a, b),
             lambda a, b: optax.squared_error(a, b).mean(),
             lambda a, b: torch_f.mse_loss(a, b),
-            (j(x), j(y)), (t(x), t(y)),
+            (j(x), j(y)),
+            (t(x), t(y)),
         ),
         Benchmark(
             "smooth_l1_loss 4096x1024",
             lambda a, b: F.smooth_l1_loss(a, b),
             lambda a, b: optax.huber_loss(a, b, delta=1.0).mean(),  # equal to smooth_l1 at beta = delta = 1
             lambda a, b: torch_f.smooth_l1_loss(a, b),
-            (j(x), j(y)), (t(x), t(y)),
+            (j(x), j(y)),
+            (t(x), t(y)),
         ),
     ]
 
@@ -145,8 +153,10 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the cases whose name contains this text")
     args = parser.parse_args()
 
-    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} "
-          f"with {torch.get_num_threads()} threads; {args.rounds} interleaved rounds; median ms per call\n")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} "
+        f"with {torch.get_num_threads()} threads; {args.rounds} interleaved rounds; median ms per call\n"
+    )
     header = f"{'loss':<44}{'pass':<9}{'jaxloss':>9}{'optax':>9}{'torch':>9}{'/optax':>9}{'/torch':>9}"
     print(header)
     print("-" * len(header))
@@ -164,8 +174,10 @@ def main() -> None:
             ms = {name: 1e3 * np.median(samples) for name, samples in times.items()}
             # Ratios pair the calls of one round (run seconds apart), so slow drift of the machine cancels.
             ratio = {name: np.median(times["jaxloss"] / times[name]) for name in ("optax", "torch")}
-            print(f"{bench.name:<44}{'fwd+bwd' if backward else 'fwd':<9}{ms['jaxloss']:>9.2f}"
-                  f"{ms['optax']:>9.2f}{ms['torch']:>9.2f}{ratio['optax']:>9.2f}{ratio['torch']:>9.2f}")
+            print(
+                f"{bench.name:<44}{'fwd+bwd' if backward else 'fwd':<9}{ms['jaxloss']:>9.2f}"
+                f"{ms['optax']:>9.2f}{ms['torch']:>9.2f}{ratio['optax']:>9.2f}{ratio['torch']:>9.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ def first_train_step_seconds() -> float:
     import jax.numpy as jnp
     import numpy as np
 
-    from experiments.train_steps import make_train_step, torch_sgd
     from experiments.models import Tudui
+    from experiments.train_steps import make_train_step, torch_sgd
 
     jax.config.update("jax_enable_compilation_cache", False)
     model, optimizer = Tudui(), torch_sgd(0.01)
@@ -98,8 +98,10 @@ def fresh_process_first_step(cores: int) -> tuple[float, float]:
 def random_batch(rng) -> dict:
     import numpy as np
 
-    return {"image": rng.uniform(size=(BATCH, 32, 32, 3)).astype(np.float32),
-            "label": rng.integers(0, 10, BATCH).astype(np.int32)}
+    return {
+        "image": rng.uniform(size=(BATCH, 32, 32, 3)).astype(np.float32),
+        "label": rng.integers(0, 10, BATCH).astype(np.int32),
+    }
 
 
 def jax_contenders(batch: dict, torch_state: dict, num_devices: int = 1, dtype=None) -> dict[str, Callable[[], None]]:
@@ -107,9 +109,9 @@ def jax_contenders(batch: dict, torch_state: dict, num_devices: int = 1, dtype=N
     import jax
 
     from experiments import distributed
+    from experiments.models import Tudui
     from experiments.torch_interop import tudui_params_from_torch
     from experiments.train_steps import make_eval_step, make_train_step, torch_sgd
-    from experiments.models import Tudui
 
     model, optimizer = Tudui(dtype=dtype), torch_sgd(0.01)
     train_step, eval_step = make_train_step(model, optimizer), make_eval_step(model)
@@ -163,9 +165,9 @@ def check_same_logits(batch: dict, torch_state: dict, device) -> None:
     import numpy as np
     import torch
 
-    from experiments.torch_tudui import TorchTudui
-    from experiments.torch_interop import tudui_params_from_torch
     from experiments.models import Tudui
+    from experiments.torch_interop import tudui_params_from_torch
+    from experiments.torch_tudui import TorchTudui
 
     model = TorchTudui().to(device)
     model.load_state_dict(torch_state)
@@ -186,10 +188,12 @@ def run_benchmark(args: argparse.Namespace) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     jax_device = jax.devices()[0]
     torch_device = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-    print(f"jax {jax.__version__} on {jax.device_count()} x {jax_device.platform} ({jax_device.device_kind}); "
-          f"torch {torch.__version__} on {device} ({torch_device}) with {torch.get_num_threads()} threads; "
-          f"{len(os.sched_getaffinity(0))} CPU cores; batch {BATCH}; {args.rounds} interleaved rounds of "
-          f"{args.calls} calls\n")
+    print(
+        f"jax {jax.__version__} on {jax.device_count()} x {jax_device.platform} ({jax_device.device_kind}); "
+        f"torch {torch.__version__} on {device} ({torch_device}) with {torch.get_num_threads()} threads; "
+        f"{len(os.sched_getaffinity(0))} CPU cores; batch {BATCH}; {args.rounds} interleaved rounds of "
+        f"{args.calls} calls\n"
+    )
     batch = random_batch(np.random.default_rng(0))
     torch.manual_seed(0)
     torch_state = TorchTudui().state_dict()
@@ -202,7 +206,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     if args.bfloat16:
         contenders["jaxloss bfloat16"] = jax_contenders(batch, torch_state, dtype=jax.numpy.bfloat16)
     torch_names = ("torch NCHW", "torch channels_last")
-    for name, channels_last in zip(torch_names, (False, True)):
+    for name, channels_last in zip(torch_names, (False, True), strict=True):
         contenders[name] = torch_contenders(batch, torch_state, device, channels_last=channels_last)
     header = f"{'step':<7}{'contender':<24}{'ms':>9}{'images/s':>11}{'speed / best torch':>21}"
     print(header)
@@ -214,10 +218,14 @@ def run_benchmark(args: argparse.Namespace) -> None:
             # Per-round ratios pair calls made seconds apart, so slow drift of the machine cancels.
             ratio = "" if name in torch_names else f"{np.median(times[best_torch] / samples):.2f}x"
             marker = " (best torch)" if name == best_torch else ""
-            print(f"{step:<7}{name:<24}{1e3 * np.median(samples):>9.2f}{BATCH / np.median(samples):>11.0f}"
-                  f"{ratio:>21}{marker}")
-    print(f"\nfirst train step in a fresh process: {first_step:.2f} s (trace + compile + run; "
-          f"{to_first_step:.2f} s from interpreter start, imports included)")
+            print(
+                f"{step:<7}{name:<24}{1e3 * np.median(samples):>9.2f}{BATCH / np.median(samples):>11.0f}"
+                f"{ratio:>21}{marker}"
+            )
+    print(
+        f"\nfirst train step in a fresh process: {first_step:.2f} s (trace + compile + run; "
+        f"{to_first_step:.2f} s from interpreter start, imports included)"
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ class Checkpointer:
                 returns, so a training step may donate (reuse) their buffers right after.
             progress: a JSON-serialisable dict.
         """
-        self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                         progress=ocp.args.JsonSave(dict(progress))))
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(dict(progress))),
+        )
 
     def restore(self, step: int, like: Any) -> tuple[Any, dict]:
         """The `(state, progress)` saved at `step`.
@@ -64,10 +66,12 @@ class Checkpointer:
             like: a pytree of arrays with the state's structure, shapes and dtypes; the restored arrays get their
                 shardings (e.g. replicated over the current mesh), whatever the mesh that saved them.
         """
-        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
-                                                                  sharding=getattr(leaf, "sharding", None)), like)
-        restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                                                       progress=ocp.args.JsonRestore()))
+        abstract = jax.tree.map(
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=getattr(leaf, "sharding", None)), like
+        )
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore())
+        )
         return restored["state"], restored["progress"]
 
     def close(self) -> None:

@@ -11,13 +11,19 @@ from experiments import datasets
 
 WORKDIR = flags.DEFINE_string("workdir", None, "Directory of the run: metrics, TensorBoard, checkpoints.")
 CONFIG = config_flags.DEFINE_config_file(
-    "config", str(pathlib.Path(__file__).parent / "configs" / "default.py"),
-    "Training configuration file; override single fields with e.g. --config.learning_rate=0.02.", lock_config=True)
+    "config",
+    str(pathlib.Path(__file__).parent / "configs" / "default.py"),
+    "Training configuration file; override single fields with e.g. --config.learning_rate=0.02.",
+    lock_config=True,
+)
 SEED = flags.DEFINE_integer("seed", None, "Shorthand for --config.seed.")
 DATASET = flags.DEFINE_enum("dataset", None, datasets.DATASET_NAMES, "Shorthand for --config.dataset.")
 CIFAR10_DIR = flags.DEFINE_string(
-    "cifar10_dir", None, "Shorthand for --config.cifar10_dir: a cifar-10-batches-py folder or "
-    "cifar-10-python.tar.gz (default: the JAXLOSS_CIFAR10_DIR environment variable).")
+    "cifar10_dir",
+    None,
+    "Shorthand for --config.cifar10_dir: a cifar-10-batches-py folder or "
+    "cifar-10-python.tar.gz (default: the JAXLOSS_CIFAR10_DIR environment variable).",
+)
 
 
 def config_from_flags() -> ml_collections.ConfigDict:

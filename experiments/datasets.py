@@ -95,16 +95,22 @@ class ImageDataset:
             if images.ndim != 4:
                 raise ValueError(f"ImageDataset: `{split}_images` must have shape (N, H, W, C); got {images.shape}.")
             if labels.shape != images.shape[:1]:
-                raise ValueError(f"ImageDataset: `{split}_labels` must have shape ({len(images)},), one label per "
-                                 f"image; got {labels.shape}.")
+                raise ValueError(
+                    f"ImageDataset: `{split}_labels` must have shape ({len(images)},), one label per "
+                    f"image; got {labels.shape}."
+                )
             if labels.size and not 0 <= labels.min() <= labels.max() < self.num_classes:
-                raise ValueError(f"ImageDataset: `{split}_labels` must be class indices in [0, {self.num_classes}); "
-                                 f"got values from {labels.min()} to {labels.max()}.")
+                raise ValueError(
+                    f"ImageDataset: `{split}_labels` must be class indices in [0, {self.num_classes}); "
+                    f"got values from {labels.min()} to {labels.max()}."
+                )
             object.__setattr__(self, f"{split}_images", _read_only(images))
             object.__setattr__(self, f"{split}_labels", _read_only(labels))
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
-            raise ValueError(f"ImageDataset: train and test images must have one (H, W, C); got "
-                             f"{self.train_images.shape[1:]} and {self.test_images.shape[1:]}.")
+            raise ValueError(
+                f"ImageDataset: train and test images must have one (H, W, C); got "
+                f"{self.train_images.shape[1:]} and {self.test_images.shape[1:]}."
+            )
 
     @property
     def num_classes(self) -> int:
@@ -115,8 +121,10 @@ class ImageDataset:
 def _check_dtype(argument: str, array, dtype) -> None:
     """Raises `TypeError` unless `array` is a numpy array of `dtype`."""
     if not isinstance(array, np.ndarray) or array.dtype != dtype:
-        raise TypeError(f"ImageDataset: `{argument}` must be a numpy {np.dtype(dtype)} array; got "
-                        f"{getattr(array, 'dtype', type(array).__name__)}.")
+        raise TypeError(
+            f"ImageDataset: `{argument}` must be a numpy {np.dtype(dtype)} array; got "
+            f"{getattr(array, 'dtype', type(array).__name__)}."
+        )
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -173,14 +181,17 @@ def _prepared_tfds_cifar10(data_dir):
         raise FileNotFoundError(f"tensorflow-datasets has no prepared CIFAR-10 at {folder}. {_TFDS_HOW_TO_PREPARE}")
     builder = tfds.builder("cifar10", data_dir=data_dir)
     if not builder.is_prepared():
-        raise FileNotFoundError(f"tensorflow-datasets has no prepared CIFAR-10 at {builder.data_dir}. "
-                                f"{_TFDS_HOW_TO_PREPARE}")
+        raise FileNotFoundError(
+            f"tensorflow-datasets has no prepared CIFAR-10 at {builder.data_dir}. {_TFDS_HOW_TO_PREPARE}"
+        )
     random_access = builder.info.available_file_formats() & set(tfds.core.FileFormat.with_random_access())
     if not random_access:
         formats = ", ".join(sorted(str(f.value) for f in builder.info.available_file_formats()))
-        raise FileNotFoundError(f"tensorflow-datasets' CIFAR-10 at {builder.data_dir} is prepared as {formats}, "
-                                f"which tfds.data_source cannot read (it needs array_record or parquet). "
-                                f"{_TFDS_HOW_TO_PREPARE}")
+        raise FileNotFoundError(
+            f"tensorflow-datasets' CIFAR-10 at {builder.data_dir} is prepared as {formats}, "
+            f"which tfds.data_source cannot read (it needs array_record or parquet). "
+            f"{_TFDS_HOW_TO_PREPARE}"
+        )
     return builder
 
 
@@ -191,10 +202,16 @@ def _read_tfds_cifar10(builder) -> ImageDataset:
     test_images, test_labels = _read_tfds_split(test)
     return ImageDataset(
         name="cifar10",
-        description=(f"CIFAR-10 from tensorflow-datasets' prepared copy at {builder.data_dir}: "
-                     f"{len(train_labels)} train and {len(test_labels)} test 32x32 colour images."),
+        description=(
+            f"CIFAR-10 from tensorflow-datasets' prepared copy at {builder.data_dir}: "
+            f"{len(train_labels)} train and {len(test_labels)} test 32x32 colour images."
+        ),
         class_names=tuple(builder.info.features["label"].names),
-        train_images=train_images, train_labels=train_labels, test_images=test_images, test_labels=test_labels)
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+    )
 
 
 def _read_tfds_split(source) -> tuple[np.ndarray, np.ndarray]:
@@ -245,16 +262,21 @@ def load_cifar10_torchvision(path: str | os.PathLike) -> ImageDataset:
     files = _read_archive(source) if source.is_file() else _read_folder(source)
     class_names = _class_names(files[_TORCHVISION_META_FILE])
     train = [_torchvision_batch(files[name], name, len(class_names)) for name in _TORCHVISION_TRAIN_FILES]
-    test_data, test_labels = _torchvision_batch(files[_TORCHVISION_TEST_FILE], _TORCHVISION_TEST_FILE,
-                                                len(class_names))
+    test_data, test_labels = _torchvision_batch(files[_TORCHVISION_TEST_FILE], _TORCHVISION_TEST_FILE, len(class_names))
     train_labels = np.concatenate([labels for _, labels in train])
     train_images = _planes_to_nhwc(np.concatenate([data for data, _ in train]))
     return ImageDataset(
         name="cifar10",
-        description=(f"CIFAR-10 from torchvision's files at {source}: {len(train_labels)} train and "
-                     f"{len(test_labels)} test 32x32 colour images in {len(class_names)} classes."),
-        class_names=class_names, train_images=train_images, train_labels=train_labels,
-        test_images=_planes_to_nhwc(test_data), test_labels=test_labels)
+        description=(
+            f"CIFAR-10 from torchvision's files at {source}: {len(train_labels)} train and "
+            f"{len(test_labels)} test 32x32 colour images in {len(class_names)} classes."
+        ),
+        class_names=class_names,
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=_planes_to_nhwc(test_data),
+        test_labels=test_labels,
+    )
 
 
 def _torchvision_source(path: pathlib.Path) -> pathlib.Path:
@@ -270,7 +292,8 @@ def _torchvision_source(path: pathlib.Path) -> pathlib.Path:
         return path
     raise FileNotFoundError(
         f"load_cifar10_torchvision: {path} holds neither CIFAR-10's batch files nor {_TORCHVISION_FOLDER}/ "
-        f"nor {_TORCHVISION_ARCHIVE}; `path` must name one of them or the folder holding them.")
+        f"nor {_TORCHVISION_ARCHIVE}; `path` must name one of them or the folder holding them."
+    )
 
 
 def _read_folder(folder: pathlib.Path) -> dict[str, dict]:
@@ -307,12 +330,17 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles plain data and numpy arrays only, refusing every other global (which could run code)."""
 
     # What numpy arrays pickled by Python 2 (CIFAR-10's files) and by Python 3 with numpy 1 or 2 refer to.
-    _ALLOWED = frozenset({
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),  # bytes pickled with protocol 2 by Python 3
-    })
+    _ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("_codecs", "encode"),  # bytes pickled with protocol 2 by Python 3
+        }
+    )
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -348,14 +376,20 @@ def _torchvision_batch(entry: dict, name: str, num_classes: int) -> tuple[np.nda
     data, labels = _field(entry, "data", name), np.asarray(_field(entry, "labels", name))
     size = int(np.prod(_CIFAR10_IMAGE_SHAPE))
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != size:
-        raise ValueError(f"load_cifar10_torchvision: {name}'s 'data' must be a uint8 array of shape (n, {size}); "
-                         f"got {getattr(data, 'dtype', type(data).__name__)} {np.shape(data)}.")
+        raise ValueError(
+            f"load_cifar10_torchvision: {name}'s 'data' must be a uint8 array of shape (n, {size}); "
+            f"got {getattr(data, 'dtype', type(data).__name__)} {np.shape(data)}."
+        )
     if labels.shape != data.shape[:1] or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"load_cifar10_torchvision: {name}'s 'labels' must be {len(data)} integers (one per "
-                         f"image); got {labels.dtype} {labels.shape}.")
+        raise ValueError(
+            f"load_cifar10_torchvision: {name}'s 'labels' must be {len(data)} integers (one per "
+            f"image); got {labels.dtype} {labels.shape}."
+        )
     if labels.size and not 0 <= labels.min() <= labels.max() < num_classes:
-        raise ValueError(f"load_cifar10_torchvision: {name}'s 'labels' must be in [0, {num_classes}); got values "
-                         f"from {labels.min()} to {labels.max()}.")
+        raise ValueError(
+            f"load_cifar10_torchvision: {name}'s 'labels' must be in [0, {num_classes}); got values "
+            f"from {labels.min()} to {labels.max()}."
+        )
     return data, labels.astype(np.int32)
 
 
@@ -415,19 +449,25 @@ def load_digits_32x32() -> ImageDataset:
     test = rank % _DIGITS_TEST_EVERY == _DIGITS_TEST_EVERY - 1
     return ImageDataset(
         name="digits",
-        description=(f"scikit-learn's bundled handwritten digits (real data, no download): {len(labels)} 8x8 "
-                     f"greyscale images upsampled to 32x32x3 by nearest neighbour, {np.sum(~test)} train and "
-                     f"{np.sum(test)} test (every 5th image of each digit)."),
+        description=(
+            f"scikit-learn's bundled handwritten digits (real data, no download): {len(labels)} 8x8 "
+            f"greyscale images upsampled to 32x32x3 by nearest neighbour, {np.sum(~test)} train and "
+            f"{np.sum(test)} test (every 5th image of each digit)."
+        ),
         class_names=tuple(str(digit) for digit in range(10)),
-        train_images=images[~test], train_labels=labels[~test], test_images=images[test],
-        test_labels=labels[test])
+        train_images=images[~test],
+        train_labels=labels[~test],
+        test_images=images[test],
+        test_labels=labels[test],
+    )
 
 
 # --- Choosing ----------------------------------------------------------------------------------------------------
 
 
-def load_dataset(name: str = "auto", *, cifar10_dir: str | os.PathLike | None = None,
-                 tfds_data_dir: str | os.PathLike | None = None) -> ImageDataset:
+def load_dataset(
+    name: str = "auto", *, cifar10_dir: str | os.PathLike | None = None, tfds_data_dir: str | os.PathLike | None = None
+) -> ImageDataset:
     """Loads the data to train on, saying in its `description` which data it is and why it was chosen.
 
     Args:
@@ -471,12 +511,15 @@ def load_dataset(name: str = "auto", *, cifar10_dir: str | os.PathLike | None = 
     if name not in DATASET_NAMES:
         raise ValueError(f"load_dataset: `name` must be one of {DATASET_NAMES}; got {name!r}.")
     if cifar10_dir is not None and tfds_data_dir is not None:
-        raise ValueError("load_dataset: give `cifar10_dir` (torchvision's files) or `tfds_data_dir` "
-                         "(tensorflow-datasets), not both.")
+        raise ValueError(
+            "load_dataset: give `cifar10_dir` (torchvision's files) or `tfds_data_dir` (tensorflow-datasets), not both."
+        )
     if name == "digits":
         if cifar10_dir is not None or tfds_data_dir is not None:
-            raise ValueError("load_dataset: `cifar10_dir` and `tfds_data_dir` are for 'cifar10' and 'auto'; "
-                             "name='digits' uses neither.")
+            raise ValueError(
+                "load_dataset: `cifar10_dir` and `tfds_data_dir` are for 'cifar10' and 'auto'; "
+                "name='digits' uses neither."
+            )
         return _chosen(load_digits_32x32(), "name='digits' was asked for.")
 
     if cifar10_dir is not None:
@@ -490,11 +533,15 @@ def load_dataset(name: str = "auto", *, cifar10_dir: str | os.PathLike | None = 
         try:
             builder = _prepared_tfds_cifar10(tfds_data_dir)
         except (ImportError, FileNotFoundError) as error:
-            return _chosen(load_digits_32x32(),
-                           f"no CIFAR-10 was found. No directory of torchvision's CIFAR-10 files was named: set "
-                           f"${CIFAR10_DIR_ENV} or pass `cifar10_dir`. {error}")
-    return _chosen(_read_tfds_cifar10(builder),
-                   "no directory of torchvision's files was named and tensorflow-datasets has it prepared.")
+            return _chosen(
+                load_digits_32x32(),
+                f"no CIFAR-10 was found. No directory of torchvision's CIFAR-10 files was named: set "
+                f"${CIFAR10_DIR_ENV} or pass `cifar10_dir`. {error}",
+            )
+    return _chosen(
+        _read_tfds_cifar10(builder),
+        "no directory of torchvision's files was named and tensorflow-datasets has it prepared.",
+    )
 
 
 def _chosen(dataset: ImageDataset, reason: str) -> ImageDataset:

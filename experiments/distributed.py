@@ -29,8 +29,9 @@ DATA_AXIS = "data"
 """The mesh axis that batches are split along."""
 
 
-def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
+def initialize_distributed(
+    coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
     """Joins this process to a multi-process run (`jax.distributed.initialize`); call before any other JAX work.
 
     Arguments left None are found by JAX: `coordinator_address` from `$JAX_COORDINATOR_ADDRESS`, and all three
@@ -47,8 +48,9 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     if num_processes is not None and num_processes < 1:
         raise ValueError(f"initialize_distributed: `num_processes` must be >= 1; got {num_processes}.")
     if process_id is not None and not 0 <= process_id < (num_processes or process_id + 1):
-        raise ValueError(f"initialize_distributed: `process_id` must be in [0, num_processes = {num_processes}); "
-                         f"got {process_id}.")
+        raise ValueError(
+            f"initialize_distributed: `process_id` must be in [0, num_processes = {num_processes}); got {process_id}."
+        )
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
@@ -72,11 +74,15 @@ def data_mesh(num_devices: int | None = None) -> Mesh:
     if num_devices is None:
         num_devices = len(devices)
     if not 1 <= num_devices <= len(devices):
-        raise ValueError(f"data_mesh: `num_devices` must be in [1, {len(devices)}] (the devices JAX sees: "
-                         f"{devices[0].platform} x {len(devices)}); got {num_devices}.")
+        raise ValueError(
+            f"data_mesh: `num_devices` must be in [1, {len(devices)}] (the devices JAX sees: "
+            f"{devices[0].platform} x {len(devices)}); got {num_devices}."
+        )
     if jax.process_count() > 1 and num_devices != len(devices):
-        raise ValueError(f"data_mesh: a run of {jax.process_count()} processes uses all {len(devices)} devices; "
-                         f"got `num_devices` = {num_devices}.")
+        raise ValueError(
+            f"data_mesh: a run of {jax.process_count()} processes uses all {len(devices)} devices; "
+            f"got `num_devices` = {num_devices}."
+        )
     return Mesh(np.array(devices[:num_devices]), (DATA_AXIS,), axis_types=(AxisType.Auto,))
 
 
@@ -93,15 +99,18 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     """Raises ValueError unless the global `batch_size` splits evenly over the devices of `mesh`."""
     if batch_size % mesh.size:
-        raise ValueError(f"batch_size {batch_size} must be divisible by the number of devices ({mesh.size}): "
-                         f"each device takes an equal slice of every batch. Use a multiple of {mesh.size}, or "
-                         f"fewer devices (num_devices).")
+        raise ValueError(
+            f"batch_size {batch_size} must be divisible by the number of devices ({mesh.size}): "
+            f"each device takes an equal slice of every batch. Use a multiple of {mesh.size}, or "
+            f"fewer devices (num_devices)."
+        )
 
 
 def process_rows() -> tuple[int, int]:
     """This process's part of every batch, as `(index, count)`: rows `[index * B / count, (index + 1) * B / count)`.
 
-    `(0, 1)` in a single-process run. Pass it to `experiments.input_pipeline.epoch_batches(..., shard=process_rows())`, and
-    put the batches on the mesh with `experiments.input_pipeline.prefetch_to_device(..., sharding=batch_sharding(mesh))`.
+    `(0, 1)` in a single-process run. Pass it to
+    `experiments.input_pipeline.epoch_batches(..., shard=process_rows())`, and put the batches on the mesh with
+    `experiments.input_pipeline.prefetch_to_device(..., sharding=batch_sharding(mesh))`.
     """
     return jax.process_index(), jax.process_count()

@@ -101,19 +101,30 @@ def epoch_permutation(seed, epoch: int, num_examples: int) -> np.ndarray:
 def _prng_key(seed) -> jax.Array:
     """`seed` as a JAX PRNG key: a key unchanged, ``jax.random.key(seed)`` for an integer."""
     if isinstance(seed, (jax.Array, np.ndarray)) and (
-            (jax.dtypes.issubdtype(seed.dtype, jax.dtypes.prng_key) and seed.shape == ())
-            or (seed.dtype == np.uint32 and seed.shape == (2,))):
+        (jax.dtypes.issubdtype(seed.dtype, jax.dtypes.prng_key) and seed.shape == ())
+        or (seed.dtype == np.uint32 and seed.shape == (2,))
+    ):
         return seed
     try:
         return jax.random.key(operator.index(seed))
     except TypeError:
-        raise TypeError(f"epoch_permutation: `seed` must be an integer or a JAX PRNG key (a scalar typed key or a "
-                        f"raw uint32[2] key); got {getattr(seed, 'dtype', type(seed).__name__)} "
-                        f"{getattr(seed, 'shape', '')}.") from None
+        raise TypeError(
+            f"epoch_permutation: `seed` must be an integer or a JAX PRNG key (a scalar typed key or a "
+            f"raw uint32[2] key); got {getattr(seed, 'dtype', type(seed).__name__)} "
+            f"{getattr(seed, 'shape', '')}."
+        ) from None
 
 
-def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *, seed=None, epoch: int = 0,
-                  start_batch: int = 0, shard: tuple[int, int] = (0, 1)) -> Iterator[dict[str, np.ndarray]]:
+def epoch_batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    seed=None,
+    epoch: int = 0,
+    start_batch: int = 0,
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[dict[str, np.ndarray]]:
     """The batches of one epoch on the host, all of one shape, the last one padded.
 
     The examples come in the order `epoch_permutation` (`seed`, `epoch`, N) gives, or in the data's own order
@@ -153,16 +164,19 @@ def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *, se
     """
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim < 1 or labels.shape != images.shape[:1]:
-        raise ValueError(f"epoch_batches: `labels` must have shape (N,) for `images` of shape (N, ...); got "
-                         f"{labels.shape} and {images.shape}.")
+        raise ValueError(
+            f"epoch_batches: `labels` must have shape (N,) for `images` of shape (N, ...); got "
+            f"{labels.shape} and {images.shape}."
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"epoch_batches: `labels` must be integer class indices; got {labels.dtype}.")
     count = num_batches(len(labels), batch_size)
     rows = _shard_rows(shard, batch_size)
     start_batch = _non_negative_int("epoch_batches", "start_batch", start_batch)
     if start_batch > count:
-        raise ValueError(f"epoch_batches: `start_batch` must be in [0, {count}] (the epoch has {count} "
-                         f"batches); got {start_batch}.")
+        raise ValueError(
+            f"epoch_batches: `start_batch` must be in [0, {count}] (the epoch has {count} batches); got {start_batch}."
+        )
     if seed is None:
         order = np.arange(len(labels))
     else:
@@ -181,8 +195,10 @@ def _shard_rows(shard, batch_size: int) -> slice:
     if index >= count:
         raise ValueError(f"epoch_batches: `shard` index must be in [0, {count}); got {index}.")
     if batch_size % count:
-        raise ValueError(f"epoch_batches: `batch_size` {batch_size} must be divisible by the shard count {count} "
-                         f"(the processes take equal parts of every batch).")
+        raise ValueError(
+            f"epoch_batches: `batch_size` {batch_size} must be divisible by the shard count {count} "
+            f"(the processes take equal parts of every batch)."
+        )
     size = batch_size // count
     return slice(index * size, (index + 1) * size)
 
@@ -190,7 +206,7 @@ def _shard_rows(shard, batch_size: int) -> slice:
 def _padded_batches(images, labels, order, batch_size, start_batch, rows: slice) -> Iterator[dict[str, np.ndarray]]:
     """The generator behind `epoch_batches` (its arguments checked beforehand, so that errors raise at the call)."""
     for start in range(start_batch * batch_size, len(order), batch_size):
-        indices = order[start:start + batch_size][rows]  # this shard's rows; padding rows are beyond the order
+        indices = order[start : start + batch_size][rows]  # this shard's rows; padding rows are beyond the order
         padding = rows.stop - rows.start - len(indices)
         batch_images = images[indices]  # one gather of whole rows: 6 µs for 64 CIFAR-10 images
         batch_labels = labels[indices].astype(np.int32)
@@ -234,9 +250,11 @@ def _prefetched(batches: Iterator, size: int, sharding) -> Iterator:
     queue = collections.deque()
 
     if isinstance(sharding, jax.sharding.Sharding):
+
         def put(batch):
             return jax.tree.map(lambda rows: jax.make_array_from_process_local_data(sharding, rows), batch)
     else:
+
         def put(batch):
             return jax.device_put(batch, sharding)
 

@@ -22,13 +22,20 @@ from absl import app, flags
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from experiments import cli, train  # noqa: E402
-from experiments import distributed  # noqa: E402
+from experiments import (
+    cli,
+    distributed,
+    train,
+)
 
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its newest checkpoint.")
 _CPU_DEVICES = flags.DEFINE_integer(
-    "cpu_devices", None, "Make this many JAX devices of the CPU, to train data-parallel on its cores (JAX's CPU "
-    "backend runs a convolution on one core); e.g. 2 on a 2-core machine.", lower_bound=1)
+    "cpu_devices",
+    None,
+    "Make this many JAX devices of the CPU, to train data-parallel on its cores (JAX's CPU "
+    "backend runs a convolution on one core); e.g. 2 on a 2-core machine.",
+    lower_bound=1,
+)
 
 
 def main(argv: list[str]) -> None:
@@ -39,8 +46,9 @@ def main(argv: list[str]) -> None:
     if _CPU_DEVICES.value is not None:
         jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value)
     if config.distributed.enabled:
-        distributed.initialize_distributed(config.distributed.coordinator_address,
-                                           config.distributed.num_processes, config.distributed.process_id)
+        distributed.initialize_distributed(
+            config.distributed.coordinator_address, config.distributed.num_processes, config.distributed.process_id
+        )
     try:
         train.train_and_evaluate(config, cli.WORKDIR.value, resume=_RESUME.value)
     except (FileExistsError, FloatingPointError) as error:

@@ -102,8 +102,7 @@ def _kernel_gradient_chunks(batch_size: int, bytes_per_row: int) -> int:
 
 
 def _convolve(x, kernel, padding, precision):
-    return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_CONV_DIMENSIONS,
-                                    precision=precision)
+    return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_CONV_DIMENSIONS, precision=precision)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
@@ -141,12 +140,22 @@ def _conv_jvp(padding, precision, primals, tangents):
 _conv.defjvp(_conv_jvp, symbolic_zeros=True)
 
 
-def _tudui_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                                dimension_numbers=None, feature_group_count=1, precision=None):
+def _tudui_conv_general_dilated(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    precision=None,
+):
     """`lax.conv_general_dilated` as `nn.Conv` calls it for Tudui's layers (stride 1, undilated, NHWC), by `_conv`."""
     del dimension_numbers  # nn.Conv's channels-last numbers, which `_conv` uses
     if any(step != 1 for step in (*window_strides, *(lhs_dilation or ()), *(rhs_dilation or ()))) or (
-            feature_group_count != 1):
+        feature_group_count != 1
+    ):
         raise ValueError("Tudui's convolution supports stride 1, no dilation and one feature group only")
     return _conv(lhs, rhs, tuple(map(tuple, padding)), precision)
 
@@ -183,14 +192,23 @@ class Tudui(nn.Module):
         x = images
         for name, features in (("conv1", 32), ("conv2", 32), ("conv3", 64)):
             init = torch_default_init(fan_in=5 * 5 * x.shape[-1])
-            x = nn.Conv(features, (5, 5), padding=2, dtype=self.dtype, param_dtype=self.param_dtype,
-                        kernel_init=init, bias_init=init, conv_general_dilated=_tudui_conv_general_dilated,
-                        name=name)(x)
+            x = nn.Conv(
+                features,
+                (5, 5),
+                padding=2,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                kernel_init=init,
+                bias_init=init,
+                conv_general_dilated=_tudui_conv_general_dilated,
+                name=name,
+            )(x)
             x = max_pool_2x2(x)
         # NHWC flatten; torch flattens NCHW, which torch_interop accounts for in dense1's kernel.
         x = x.reshape(x.shape[0], -1)
         for name, features in (("dense1", 64), ("dense2", self.num_classes)):
             init = torch_default_init(fan_in=x.shape[-1])
-            x = nn.Dense(features, dtype=self.dtype, param_dtype=self.param_dtype,
-                         kernel_init=init, bias_init=init, name=name)(x)
+            x = nn.Dense(
+                features, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=init, bias_init=init, name=name
+            )(x)
         return x

@@ -18,9 +18,19 @@ TIMING_KEYS = ("images_per_second", "epoch_seconds", "elapsed_seconds")
 """Record keys measured by the clock: they differ between otherwise identical runs."""
 
 
-def epoch_record(*, epoch: int, step: int, summed_loss: float, num_batches: int, test_loss_sum: float,
-                 test_correct: int, test_count: int, train_images: int, train_seconds: float,
-                 elapsed_seconds: float) -> dict:
+def epoch_record(
+    *,
+    epoch: int,
+    step: int,
+    summed_loss: float,
+    num_batches: int,
+    test_loss_sum: float,
+    test_correct: int,
+    test_count: int,
+    train_images: int,
+    train_seconds: float,
+    elapsed_seconds: float,
+) -> dict:
     """The metrics of one finished epoch, as written to `metrics.jsonl`.
 
     Args:
@@ -54,10 +64,12 @@ def epoch_record(*, epoch: int, step: int, summed_loss: float, num_batches: int,
 def format_epoch(record: Mapping[str, float], num_epochs: int) -> str:
     """The line printed for an epoch, e.g. ``epoch  1/10  summed loss 1698.3311  mean loss 2.1718 ...``."""
     width = len(str(num_epochs))
-    return (f"epoch {record['epoch']:>{width}}/{num_epochs}  summed loss {record['summed_loss']:.4f}  "
-            f"mean loss {record['mean_loss']:.4f}  test loss {record['test_loss']:.4f}  "
-            f"test accuracy {100 * record['test_accuracy']:.2f}%  {record['images_per_second']:,.0f} images/s  "
-            f"elapsed {record['elapsed_seconds']:.1f} s")
+    return (
+        f"epoch {record['epoch']:>{width}}/{num_epochs}  summed loss {record['summed_loss']:.4f}  "
+        f"mean loss {record['mean_loss']:.4f}  test loss {record['test_loss']:.4f}  "
+        f"test accuracy {100 * record['test_accuracy']:.2f}%  {record['images_per_second']:,.0f} images/s  "
+        f"elapsed {record['elapsed_seconds']:.1f} s"
+    )
 
 
 def read_metrics(workdir: str | os.PathLike) -> list[dict]:
@@ -101,8 +113,9 @@ class MetricWriter:
         self._jsonl = open(self._jsonl_path, "a")
         # tensorboardX names event files by the second they were opened; the suffix keeps a run resumed within
         # the same second from truncating the file of the run before it, and sorts after it.
-        self._tensorboard = tensorboardX.SummaryWriter(str(workdir / TENSORBOARD_DIR), purge_step=start_step + 1,
-                                                       filename_suffix=f".{time.time_ns()}")
+        self._tensorboard = tensorboardX.SummaryWriter(
+            str(workdir / TENSORBOARD_DIR), purge_step=start_step + 1, filename_suffix=f".{time.time_ns()}"
+        )
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         """Adds scalars (e.g. `{'train/loss': 2.3}`) at `step` to TensorBoard."""
@@ -112,8 +125,9 @@ class MetricWriter:
     def write_epoch(self, record: Mapping[str, float]) -> None:
         """Appends an `epoch_record` to the JSONL file (flushed to disk) and to TensorBoard."""
         self._jsonl.write(json.dumps(dict(record)) + "\n")
-        self.write_scalars(record["step"], {f"epoch/{key}": value for key, value in record.items()
-                                            if key not in ("epoch", "step")})
+        self.write_scalars(
+            record["step"], {f"epoch/{key}": value for key, value in record.items() if key not in ("epoch", "step")}
+        )
         self.flush()
 
     def flush(self) -> None:

@@ -26,7 +26,9 @@ def _torch_shapes(num_classes: int) -> dict[str, tuple[int, ...]]:
     for name, prefix in _CONVS.items():
         in_channels, out_channels = _CONV_CHANNELS[name]
         shapes[f"{prefix}.weight"], shapes[f"{prefix}.bias"] = (out_channels, in_channels, 5, 5), (out_channels,)
-    for prefix, (inputs, outputs) in zip(_DENSES.values(), ((np.prod(_FEATURE_MAP), _HIDDEN), (_HIDDEN, num_classes))):
+    for prefix, (inputs, outputs) in zip(
+        _DENSES.values(), ((np.prod(_FEATURE_MAP), _HIDDEN), (_HIDDEN, num_classes)), strict=True
+    ):
         shapes[f"{prefix}.weight"], shapes[f"{prefix}.bias"] = (outputs, inputs), (outputs,)
     return shapes
 
@@ -47,11 +49,13 @@ def _checked_numpy(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
     if missing or unexpected:
         raise ValueError(
             "tudui_params_from_torch: state_dict does not hold the lessons' Tudui: "
-            f"missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}")
+            f"missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}"
+        )
     for key, shape in expected.items():
         if weights[key].shape != shape:
             raise ValueError(
-                f"tudui_params_from_torch: state_dict[{key!r}] has shape {weights[key].shape}, expected {shape}")
+                f"tudui_params_from_torch: state_dict[{key!r}] has shape {weights[key].shape}, expected {shape}"
+            )
     return weights
 
 
@@ -91,8 +95,12 @@ def tudui_params_from_torch(state_dict: Mapping[str, Any], dtype=None) -> dict:
     kernel = weight.reshape(_HIDDEN, *_FEATURE_MAP).transpose(2, 3, 1, 0).reshape(-1, _HIDDEN)
     params["dense1"] = {"kernel": kernel, "bias": weights["model1.7.bias"]}
     params["dense2"] = {"kernel": weights["model1.8.weight"].T, "bias": weights["model1.8.bias"]}
-    return {"params": {layer: {kind: jnp.asarray(array, dtype) for kind, array in arrays.items()}
-                       for layer, arrays in params.items()}}
+    return {
+        "params": {
+            layer: {kind: jnp.asarray(array, dtype) for kind, array in arrays.items()}
+            for layer, arrays in params.items()
+        }
+    }
 
 
 def tudui_params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:

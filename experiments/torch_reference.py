@@ -25,10 +25,9 @@ from torch import nn
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from experiments import cli, plotting, reporting, train  # noqa: E402
-from experiments.torch_tudui import TorchTudui  # noqa: E402
-from experiments import datasets, input_pipeline  # noqa: E402
-from experiments.torch_interop import tudui_params_to_torch  # noqa: E402
+from experiments import cli, datasets, input_pipeline, plotting, reporting, train
+from experiments.torch_interop import tudui_params_to_torch
+from experiments.torch_tudui import TorchTudui
 
 
 def _torch_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,8 +63,9 @@ def evaluate(model: nn.Module, dataset: datasets.ImageDataset, batch_size: int) 
     return {"loss_sum": loss_sum, "correct": correct, "count": count}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
-                       dataset: datasets.ImageDataset | None = None) -> nn.Module:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, dataset: datasets.ImageDataset | None = None
+) -> nn.Module:
     """Trains torch's Tudui as `config` says (no checkpoints), writing metrics and a plot to `workdir`.
 
     Args:
@@ -83,17 +83,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     workdir = pathlib.Path(workdir)
     train.check_no_run(workdir)
     if config.compute_dtype != "float32" or config.distributed.enabled:
-        raise ValueError("the torch reference trains in float32 in one process: set compute_dtype='float32' and "
-                         "distributed.enabled=False")
+        raise ValueError(
+            "the torch reference trains in float32 in one process: set compute_dtype='float32' and "
+            "distributed.enabled=False"
+        )
     if dataset is None:
         dataset = train.load_data(config)
     print(f"Data: {dataset.description}")
 
     init_key, data_key = train.seed_keys(config.seed)
     model = initial_model(init_key)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
-                                dampening=config.dampening, weight_decay=config.weight_decay,
-                                nesterov=config.nesterov)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.learning_rate,
+        momentum=config.momentum,
+        dampening=config.dampening,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
+    )
     loss_fn = nn.CrossEntropyLoss()
     steps_per_epoch = input_pipeline.num_batches(len(dataset.train_labels), config.batch_size)
     writer = reporting.MetricWriter(workdir)
@@ -101,10 +108,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     try:
         for epoch in range(1, config.num_epochs + 1):
             summed_loss, epoch_start = 0.0, time.perf_counter()
-            batches = input_pipeline.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
-                                             seed=data_key, epoch=epoch)
-            for batch in tqdm.tqdm(batches, total=steps_per_epoch, disable=None, leave=False,
-                                   desc=f"epoch {epoch}/{config.num_epochs}", unit="batch"):
+            batches = input_pipeline.epoch_batches(
+                dataset.train_images, dataset.train_labels, config.batch_size, seed=data_key, epoch=epoch
+            )
+            for batch in tqdm.tqdm(
+                batches,
+                total=steps_per_epoch,
+                disable=None,
+                leave=False,
+                desc=f"epoch {epoch}/{config.num_epochs}",
+                unit="batch",
+            ):
                 images, labels = _torch_batch(batch)
                 loss = loss_fn(model(images), labels)
                 optimizer.zero_grad()
@@ -118,16 +132,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             train_seconds = time.perf_counter() - epoch_start
             test = evaluate(model, dataset, config.batch_size)
             record = reporting.epoch_record(
-                epoch=epoch, step=step, summed_loss=summed_loss, num_batches=steps_per_epoch,
-                test_loss_sum=test["loss_sum"], test_correct=test["correct"], test_count=test["count"],
-                train_images=len(dataset.train_labels), train_seconds=train_seconds,
-                elapsed_seconds=time.perf_counter() - clock_start)
+                epoch=epoch,
+                step=step,
+                summed_loss=summed_loss,
+                num_batches=steps_per_epoch,
+                test_loss_sum=test["loss_sum"],
+                test_correct=test["correct"],
+                test_count=test["count"],
+                train_images=len(dataset.train_labels),
+                train_seconds=train_seconds,
+                elapsed_seconds=time.perf_counter() - clock_start,
+            )
             writer.write_epoch(record)
             tqdm.tqdm.write(reporting.format_epoch(record, config.num_epochs))
     finally:
         writer.close()
-    plotting.plot_curves(reporting.read_metrics(workdir), workdir / train.PLOT_FILE,
-                         title=f"torch Tudui on {dataset.name}")
+    plotting.plot_curves(
+        reporting.read_metrics(workdir), workdir / train.PLOT_FILE, title=f"torch Tudui on {dataset.name}"
+    )
     return model
 
 

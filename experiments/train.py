@@ -30,15 +30,22 @@ import optax
 import tqdm
 from jax.experimental import multihost_utils
 
-from experiments import checkpointing, plotting, reporting
-from experiments import datasets, distributed, input_pipeline, train_steps
+from experiments import checkpointing, datasets, distributed, input_pipeline, plotting, reporting, train_steps
 from experiments.models import IMAGE_SHAPE, Tudui
 
 PLOT_FILE = "curves.png"
 # Settings that may change when a run is resumed: they do not change the numbers it computes.
 # (The number of devices changes only the order of float sums.)
-RESUMABLE_SETTINGS = ("num_epochs", "cifar10_dir", "tfds_data_dir", "checkpoint_every_steps",
-                      "max_checkpoints_to_keep", "log_every_steps", "num_devices", "distributed")
+RESUMABLE_SETTINGS = (
+    "num_epochs",
+    "cifar10_dir",
+    "tfds_data_dir",
+    "checkpoint_every_steps",
+    "max_checkpoints_to_keep",
+    "log_every_steps",
+    "num_devices",
+    "distributed",
+)
 COMPUTE_DTYPES = ("float32", "bfloat16")
 # How many evaluation steps may be queued on the devices before the host waits for the oldest. Enough to keep
 # them busy; and XLA:CPU (jaxlib 0.10.2) deadlocks in its in-process all-reduce once about 64 steps of a
@@ -91,13 +98,20 @@ def make_steps(config: ml_collections.ConfigDict) -> Steps:
     """
     if config.compute_dtype not in COMPUTE_DTYPES:
         raise ValueError(f"config.compute_dtype must be one of {COMPUTE_DTYPES}; got {config.compute_dtype!r}")
-    return _steps(config.learning_rate, config.momentum, config.dampening, config.weight_decay, config.nesterov,
-                  config.compute_dtype)
+    return _steps(
+        config.learning_rate,
+        config.momentum,
+        config.dampening,
+        config.weight_decay,
+        config.nesterov,
+        config.compute_dtype,
+    )
 
 
 @functools.cache
-def _steps(learning_rate: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool,
-           compute_dtype: str) -> Steps:
+def _steps(
+    learning_rate: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool, compute_dtype: str
+) -> Steps:
     optimizer = train_steps.torch_sgd(learning_rate, momentum, dampening, weight_decay, nesterov)
     model = Tudui(dtype=jnp.dtype(compute_dtype))
     return Steps(optimizer, train_steps.make_train_step(model, optimizer), _eval_step(compute_dtype))
@@ -116,8 +130,7 @@ def _all_finite(tree) -> jax.Array:
 
 def load_data(config: ml_collections.ConfigDict) -> datasets.ImageDataset:
     """The dataset `config` names (`config.dataset`, `config.cifar10_dir`, `config.tfds_data_dir`)."""
-    return datasets.load_dataset(config.dataset, cifar10_dir=config.cifar10_dir,
-                                 tfds_data_dir=config.tfds_data_dir)
+    return datasets.load_dataset(config.dataset, cifar10_dir=config.cifar10_dir, tfds_data_dir=config.tfds_data_dir)
 
 
 def check_no_run(workdir: pathlib.Path) -> None:
@@ -134,11 +147,14 @@ def _identity(config: ml_collections.ConfigDict, dataset: datasets.ImageDataset)
 
 
 def _check_same_run(saved: dict, current: dict, step: int) -> None:
-    differences = [f"{key}: {saved.get(key)!r} then, {value!r} now" for key, value in current.items()
-                   if saved.get(key) != value]
+    differences = [
+        f"{key}: {saved.get(key)!r} then, {value!r} now" for key, value in current.items() if saved.get(key) != value
+    ]
     if differences:
-        raise ValueError(f"cannot resume the run checkpointed at step {step}: it was made with other settings or "
-                         f"data ({'; '.join(differences)}). Resume with the original ones, or use a new workdir.")
+        raise ValueError(
+            f"cannot resume the run checkpointed at step {step}: it was made with other settings or "
+            f"data ({'; '.join(differences)}). Resume with the original ones, or use a new workdir."
+        )
 
 
 class _Position:
@@ -150,11 +166,16 @@ class _Position:
 
     def stop(self, what: str, step: int, epoch: int, batch_index: int) -> FloatingPointError:
         """The error that stops the run at `step` because `what` (e.g. "the training loss is nan")."""
-        saved = (f"the newest checkpoint is step {self.last_checkpoint}'s" if self.last_checkpoint is not None
-                 else "no checkpoint was saved")
-        return FloatingPointError(f"{what} at step {step} (epoch {epoch}, batch {batch_index + 1} of "
-                                  f"{self.steps_per_epoch}): stopping; {saved}. A new run with a smaller learning "
-                                  "rate may help.")
+        saved = (
+            f"the newest checkpoint is step {self.last_checkpoint}'s"
+            if self.last_checkpoint is not None
+            else "no checkpoint was saved"
+        )
+        return FloatingPointError(
+            f"{what} at step {step} (epoch {epoch}, batch {batch_index + 1} of "
+            f"{self.steps_per_epoch}): stopping; {saved}. A new run with a smaller learning "
+            "rate may help."
+        )
 
 
 class _LossSum:
@@ -190,8 +211,13 @@ class _LossSum:
             self._writer.write_scalars(step, {"train/loss": value})
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, resume: bool = False,
-                       dataset: datasets.ImageDataset | None = None) -> TrainResult:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    dataset: datasets.ImageDataset | None = None,
+) -> TrainResult:
     """Trains Tudui as `config` says, writing metrics, TensorBoard events, checkpoints and a plot to `workdir`.
 
     Trains on a mesh of `config.num_devices` devices (all, by default), `config.batch_size` being the global batch.
@@ -224,8 +250,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         dataset = load_data(config)
     say(f"Data: {dataset.description}")
     if mesh.size > 1:
-        say(f"Devices: {mesh.size} x {mesh.devices.flat[0].device_kind} in {jax.process_count()} process(es), "
-            f"{config.batch_size // mesh.size} images each of every batch of {config.batch_size}")
+        say(
+            f"Devices: {mesh.size} x {mesh.devices.flat[0].device_kind} in {jax.process_count()} process(es), "
+            f"{config.batch_size // mesh.size} images each of every batch of {config.batch_size}"
+        )
 
     steps = make_steps(config)
     init_key, data_key = seed_keys(config.seed)
@@ -241,13 +269,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         state, saved = checkpointer.restore(latest, like={"params": params, "opt_state": opt_state})
         _check_same_run(saved.pop("run"), identity, latest)
         params, opt_state, progress = state["params"], state["opt_state"], saved
-        say(f"Resuming from the checkpoint of step {latest} (epoch {progress['epoch']}, "
-            f"batch {progress['batch']})")
+        say(f"Resuming from the checkpoint of step {latest} (epoch {progress['epoch']}, batch {progress['batch']})")
     elif resume:
         say(f"No checkpoint in {workdir}: starting from the beginning")
 
-    writer = (reporting.MetricWriter(workdir, start_step=progress["step"]) if primary
-              else reporting.NullMetricWriter())
+    writer = reporting.MetricWriter(workdir, start_step=progress["step"]) if primary else reporting.NullMetricWriter()
     steps_per_epoch = input_pipeline.num_batches(len(dataset.train_labels), config.batch_size)
     position = _Position(steps_per_epoch)
     position.last_checkpoint = latest
@@ -265,9 +291,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     def save(state: dict, next_epoch: int, next_batch: int, summed_loss: float, train_seconds: float) -> None:
         """Checkpoints `state`, the state after `step`, with where to go on from and the epoch's sums so far."""
         writer.flush()  # everything reported up to `step` is on disk before its checkpoint
-        checkpointer.save(step, state, {
-            "run": identity, "step": step, "epoch": next_epoch, "batch": next_batch, "summed_loss": summed_loss,
-            "train_seconds": train_seconds, "elapsed_seconds": time.perf_counter() - clock_start})
+        checkpointer.save(
+            step,
+            state,
+            {
+                "run": identity,
+                "step": step,
+                "epoch": next_epoch,
+                "batch": next_batch,
+                "summed_loss": summed_loss,
+                "train_seconds": train_seconds,
+                "elapsed_seconds": time.perf_counter() - clock_start,
+            },
+        )
         position.last_checkpoint = step
 
     try:
@@ -277,13 +313,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             losses.total = progress["summed_loss"] if resuming else 0.0
             train_seconds = progress["train_seconds"] if resuming else 0.0
             epoch_start = time.perf_counter()
-            batches = input_pipeline.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
-                                             seed=data_key, epoch=epoch, start_batch=first_batch,
-                                             shard=distributed.process_rows())
+            batches = input_pipeline.epoch_batches(
+                dataset.train_images,
+                dataset.train_labels,
+                config.batch_size,
+                seed=data_key,
+                epoch=epoch,
+                start_batch=first_batch,
+                shard=distributed.process_rows(),
+            )
             # disable=None: no progress bar when stderr is not a terminal (a log file, a test).
-            with tqdm.tqdm(input_pipeline.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh)),
-                           total=steps_per_epoch, initial=first_batch, disable=None if primary else True,
-                           leave=False, desc=f"epoch {epoch}/{config.num_epochs}", unit="batch") as bar:
+            with tqdm.tqdm(
+                input_pipeline.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh)),
+                total=steps_per_epoch,
+                initial=first_batch,
+                disable=None if primary else True,
+                leave=False,
+                desc=f"epoch {epoch}/{config.num_epochs}",
+                unit="batch",
+            ) as bar:
                 for batch_index, batch in enumerate(bar, start=first_batch):
                     params, opt_state, metrics = steps.train_step(params, opt_state, batch)
                     step += 1
@@ -292,18 +340,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                         bar.set_postfix(loss=f"{losses.last:.4f}", refresh=False)
                     if step % config.checkpoint_every_steps == 0 and batch_index + 1 < steps_per_epoch:
                         losses.flush()  # the checkpoint's partial sum includes this step
-                        save(finite_state(epoch, batch_index), epoch, batch_index + 1, losses.total,
-                             train_seconds + time.perf_counter() - epoch_start)
+                        save(
+                            finite_state(epoch, batch_index),
+                            epoch,
+                            batch_index + 1,
+                            losses.total,
+                            train_seconds + time.perf_counter() - epoch_start,
+                        )
                 losses.flush()
             train_seconds += time.perf_counter() - epoch_start
             state = finite_state(epoch, steps_per_epoch - 1)
 
             test = evaluate(steps.eval_step, params, dataset, config.batch_size, mesh)
             record = reporting.epoch_record(
-                epoch=epoch, step=step, summed_loss=losses.total, num_batches=steps_per_epoch,
-                test_loss_sum=test["loss_sum"], test_correct=test["correct"], test_count=test["count"],
-                train_images=len(dataset.train_labels), train_seconds=train_seconds,
-                elapsed_seconds=time.perf_counter() - clock_start)
+                epoch=epoch,
+                step=step,
+                summed_loss=losses.total,
+                num_batches=steps_per_epoch,
+                test_loss_sum=test["loss_sum"],
+                test_correct=test["correct"],
+                test_count=test["count"],
+                train_images=len(dataset.train_labels),
+                train_seconds=train_seconds,
+                elapsed_seconds=time.perf_counter() - clock_start,
+            )
             writer.write_epoch(record)
             if primary:
                 tqdm.tqdm.write(reporting.format_epoch(record, config.num_epochs))
@@ -326,8 +386,9 @@ def evaluate(eval_step, params, dataset: datasets.ImageDataset, batch_size: int,
     Batches of `batch_size` split over `mesh` as in training; each process loads its own rows of them. At most
     `EVAL_STEPS_IN_FLIGHT` steps are queued at a time.
     """
-    batches = input_pipeline.epoch_batches(dataset.test_images, dataset.test_labels, batch_size,
-                                     shard=distributed.process_rows())
+    batches = input_pipeline.epoch_batches(
+        dataset.test_images, dataset.test_labels, batch_size, shard=distributed.process_rows()
+    )
     batches = input_pipeline.prefetch_to_device(batches, sharding=distributed.batch_sharding(mesh))
     pending, sums = collections.deque(), []
     for batch in batches:
@@ -335,5 +396,8 @@ def evaluate(eval_step, params, dataset: datasets.ImageDataset, batch_size: int,
         if len(pending) > EVAL_STEPS_IN_FLIGHT:
             sums.append(jax.device_get(pending.popleft()))
     sums += jax.device_get(list(pending))
-    return {"loss_sum": math.fsum(float(s["loss_sum"]) for s in sums),
-            "correct": sum(int(s["correct"]) for s in sums), "count": sum(int(s["count"]) for s in sums)}
+    return {
+        "loss_sum": math.fsum(float(s["loss_sum"]) for s in sums),
+        "correct": sum(int(s["correct"]) for s in sums),
+        "count": sum(int(s["count"]) for s in sums),
+    }

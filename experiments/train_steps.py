@@ -16,15 +16,22 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxloss.functional import cross_entropy
 from experiments.input_pipeline import IGNORE_INDEX
+from jaxloss.functional import cross_entropy
 
 Batch = dict[str, jax.Array]
 """`{'image': (B, H, W, C) uint8 or float images, 'label': (B,) int class indices, IGNORE_INDEX for padding}`."""
 
 
-def torch_sgd(learning_rate, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
-              nesterov: bool = False, *, maximize: bool = False) -> optax.GradientTransformation:
+def torch_sgd(
+    learning_rate,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    *,
+    maximize: bool = False,
+) -> optax.GradientTransformation:
     """`torch.optim.SGD` as an optax transformation, with torch's argument names and defaults.
 
     torch's update with gradient `g` for parameter `p` (dampening 0)::

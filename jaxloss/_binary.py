@@ -4,9 +4,9 @@ multilabel_soft_margin_loss."""
 import functools
 
 import jax
-from jax.custom_derivatives import SymbolicZero
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from jaxloss import _checks
 from jaxloss._reduction import reduce
@@ -152,9 +152,7 @@ def _logits_elements_jvp(primals, tangents):
 
 
 @functools.partial(jax.jit, static_argnames=("reduction",))
-def binary_cross_entropy_with_logits(
-    input, target, weight=None, reduction: str = "mean", pos_weight=None
-) -> jax.Array:
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean", pos_weight=None) -> jax.Array:
     r"""Binary cross-entropy on logits, as `torch.nn.functional.binary_cross_entropy_with_logits`.
 
     .. math::
@@ -197,9 +195,7 @@ def binary_cross_entropy_with_logits(
     dtype = _checks.floating_dtype(loss_name, target=target)
     compute_dtype = _checks.floating_dtype(loss_name, input=input, target=target)
     _checks.floating_dtype(loss_name, integers_to_float32=True, weight=weight, pos_weight=pos_weight)
-    input, target, weight, pos_weight = _checks.cast_for_computation(
-        compute_dtype, input, target, weight, pos_weight
-    )
+    input, target, weight, pos_weight = _checks.cast_for_computation(compute_dtype, input, target, weight, pos_weight)
     _checks.check_same_shape(loss_name, "input", input.shape, "target", target.shape)
     for name, operand in (("weight", weight), ("pos_weight", pos_weight)):
         if operand is not None:
@@ -285,9 +281,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction: str = "me
     loss_name = "multilabel_soft_margin_loss"
     _checks.check_reduction(loss_name, reduction)
     _checks.floating_dtype(loss_name, input=input)
-    dtype = _checks.floating_dtype(
-        loss_name, integers_to_float32=True, input=input, target=target, weight=weight
-    )
+    dtype = _checks.floating_dtype(loss_name, integers_to_float32=True, input=input, target=target, weight=weight)
     input, target, weight = _checks.cast_for_computation(dtype, input, target, weight)
     if input.ndim == 0:
         raise ValueError(f"{loss_name}: `input` must have at least one axis (the classes); got shape ().")

@@ -1,7 +1,7 @@
 """Value checks under `jit` as `jax.experimental.checkify` errors: jaxloss.checkify."""
 
-from collections.abc import Callable
 import functools
+from collections.abc import Callable
 
 from jax.experimental import checkify as jax_checkify
 

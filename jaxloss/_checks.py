@@ -11,17 +11,17 @@ Two kinds of check, as in torch:
   `jaxloss.checkify` they become `jax.experimental.checkify` errors instead.
 """
 
-from collections.abc import Iterator, Mapping
 import contextlib
 import contextvars
 import operator
 import sys
 import warnings
+from collections.abc import Iterator, Mapping
 
 import jax
-from jax.experimental import checkify
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -106,17 +106,14 @@ def check_same_dtype(loss: str, first: str, first_array, second: str, second_arr
     """Raises `TypeError` unless the two named arrays have the same dtype (torch kernels that do not promote)."""
     first_dtype, second_dtype = jnp.result_type(first_array), jnp.result_type(second_array)
     if first_dtype != second_dtype:
-        raise TypeError(
-            f"{loss}: `{second}` must have the dtype of `{first}` ({first_dtype}); got {second_dtype}."
-        )
+        raise TypeError(f"{loss}: `{second}` must have the dtype of `{first}` ({first_dtype}); got {second_dtype}.")
 
 
 def check_same_shape(loss: str, first: str, first_shape, second: str, second_shape) -> None:
     """Raises `ValueError` unless the two named shapes are equal."""
     if tuple(first_shape) != tuple(second_shape):
         raise ValueError(
-            f"{loss}: `{second}` must have the same shape as `{first}` {tuple(first_shape)}; "
-            f"got {tuple(second_shape)}."
+            f"{loss}: `{second}` must have the same shape as `{first}` {tuple(first_shape)}; got {tuple(second_shape)}."
         )
 
 

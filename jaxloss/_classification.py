@@ -249,7 +249,10 @@ def cross_entropy_with_failures(input, target, weight, ignore_index, reduction, 
                 f"floating-point; got dtype {target.dtype}."
             )
         _checks.check_option(
-            name, "ignore_index", ignore_index, ignore_index < 0,
+            name,
+            "ignore_index",
+            ignore_index,
+            ignore_index < 0,
             "negative (unused) with class-probability targets, as in torch",
         )
         check_class_weight(name, weight, num_classes)
@@ -276,7 +279,12 @@ def cross_entropy_with_failures(input, target, weight, ignore_index, reduction, 
         _checks.check_same_dtype(name, "input", input, "weight", weight)
     input, weight = _checks.cast_for_computation(input_dtype, input, weight)
     parts = index_losses(
-        input, target, weight, normalize=True, ignore_index=ignore_index, with_smoothing=label_smoothing > 0,
+        input,
+        target,
+        weight,
+        normalize=True,
+        ignore_index=ignore_index,
+        with_smoothing=label_smoothing > 0,
         axis=axis,
     )
     loss = reduce_index_losses(parts, reduction, label_smoothing, num_classes).astype(input_dtype)
@@ -284,8 +292,14 @@ def cross_entropy_with_failures(input, target, weight, ignore_index, reduction, 
 
 
 def cross_entropy(
-    input, target, weight=None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
-    *, axis: int | None = None,
+    input,
+    target,
+    weight=None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    *,
+    axis: int | None = None,
 ) -> jax.Array:
     r"""Cross-entropy of logits, as `torch.nn.functional.cross_entropy`.
 
@@ -345,7 +359,8 @@ def cross_entropy(
       Array(1.1019..., dtype=float32)
     """
     return _checks.raise_failed(
-        "cross_entropy", *cross_entropy_with_failures(input, target, weight, ignore_index, reduction, label_smoothing, axis)
+        "cross_entropy",
+        *cross_entropy_with_failures(input, target, weight, ignore_index, reduction, label_smoothing, axis),
     )
 
 

@@ -69,8 +69,7 @@ def _negative_log_likelihoods(alpha, input_lengths, target_lengths):
     last = jnp.take_along_axis(alpha, jnp.maximum(input_lengths - 1, 0)[None, :, None], axis=0)[0]
     end = 2 * target_lengths[:, None]
     on_blank = jnp.take_along_axis(last, end, axis=1)[:, 0]
-    on_label = jnp.where(target_lengths > 0, jnp.take_along_axis(last, jnp.maximum(end - 1, 0), axis=1)[:, 0],
-                         _NEG_INF)
+    on_label = jnp.where(target_lengths > 0, jnp.take_along_axis(last, jnp.maximum(end - 1, 0), axis=1)[:, 0], _NEG_INF)
     log_likelihood = _log_add3(on_blank, on_label, jnp.full_like(on_blank, _NEG_INF))
     log_likelihood = jnp.where(input_lengths == 0, jnp.where(target_lengths == 0, 0.0, _NEG_INF), log_likelihood)
     return -log_likelihood
@@ -199,9 +198,7 @@ def _padded_labels(targets, target_lengths, batch: int, classes: int, width):
     if not any(jnp.issubdtype(dtype, kind) for kind in (jnp.integer, jnp.floating, jnp.bool_)):
         raise TypeError(f"{_LOSS}: `targets` must be an array of class indices; got dtype {dtype}.")
     if targets.ndim not in (1, 2):
-        raise ValueError(
-            f"{_LOSS}: `targets` must be padded (N, S) or concatenated 1-D; got shape {targets.shape}."
-        )
+        raise ValueError(f"{_LOSS}: `targets` must be padded (N, S) or concatenated 1-D; got shape {targets.shape}.")
     # torch converts floating and boolean targets to integers (floats truncated toward zero); the range check
     # below runs before the conversion to int32, so that no large label wraps around into the range.
     if jnp.issubdtype(dtype, jnp.floating):
@@ -213,8 +210,7 @@ def _padded_labels(targets, target_lengths, batch: int, classes: int, width):
     if targets.ndim == 2:
         if targets.shape[0] != batch:
             raise ValueError(
-                f"{_LOSS}: padded `targets` must have one row per batch element ({batch}); got shape "
-                f"{targets.shape}."
+                f"{_LOSS}: padded `targets` must have one row per batch element ({batch}); got shape {targets.shape}."
             )
         width = targets.shape[1]
         too_long = target_lengths > width
@@ -228,9 +224,7 @@ def _padded_labels(targets, target_lengths, batch: int, classes: int, width):
         total = targets.shape[0]
         width = total if width is None else width
         mismatch = jnp.sum(target_lengths) != total
-        failures[f"`targets` must hold sum(target_lengths) labels when 1-D (concatenated); it holds {total}"] = (
-            mismatch
-        )
+        failures[f"`targets` must hold sum(target_lengths) labels when 1-D (concatenated); it holds {total}"] = mismatch
         invalid = negative_length | mismatch | (target_lengths > width)
         lengths = jnp.clip(target_lengths, 0, width).astype(jnp.int32)
         starts = jnp.cumsum(lengths) - lengths
@@ -324,8 +318,8 @@ def ctc_loss(
       \ell_n = -\log \sum_{\pi \in \mathcal{B}^{-1}(y_n)} \prod_{t < T_n} \exp(\mathrm{lp}[t, n, \pi_t])
 
     computed with torch's alpha recursion in log space, a `jax.lax.scan` over time vectorised over the batch and
-    the extended labels (under differentiation, the alpha and beta recursions share one scan). A target that no alignment fits (longer than the input,
-    or repeats without room for the blanks) gives ``+inf``; an empty target gives
+    the extended labels (under differentiation, the alpha and beta recursions share one scan). A target that no
+    alignment fits (longer than the input, or repeats without room for the blanks) gives ``+inf``; an empty target gives
     ``-sum_t lp[t, n, blank]``; zero input frames give 0 for an empty target, else ``+inf``. ``log_probs`` are
     not checked to be normalised (as in torch).
 
@@ -338,8 +332,8 @@ def ctc_loss(
     logits: ``jax.grad`` of ``ctc_loss(jax.nn.log_softmax(z), ...)`` equals torch's. Samples whose loss is
     ``+inf`` get NaN gradients (torch's ``exp(-inf + inf)``), as do entries where ``log_probs`` is ``-inf``.
     When a target ends with the blank index itself, torch's backward drops the final blank's share of the last
-    frame (it overwrites instead of adding); that is reproduced too. Forward-mode (`jax.jvp`, `jax.jacfwd`) and second-order derivatives are not supported (nor are they in
-    torch): they raise.
+    frame (it overwrites instead of adding); that is reproduced too. Forward-mode (`jax.jvp`, `jax.jacfwd`) and
+    second-order derivatives are not supported (nor are they in torch): they raise.
 
     Compared with `optax.ctc_loss`: optax takes batch-first logits ``(B, T, K)`` and log-softmaxes them
     itself, describes lengths by 0/1 padding masks, uses ``log_epsilon = -1e5`` for ``log 0`` (so infeasible
@@ -386,7 +380,13 @@ def ctc_loss(
     """
     input_lengths, target_lengths = _as_lengths(input_lengths), _as_lengths(target_lengths)
     loss, failures = _ctc_loss(
-        log_probs, targets, input_lengths, target_lengths, blank=blank, reduction=reduction,
-        zero_infinity=zero_infinity, width=_concatenated_width(targets, target_lengths),
+        log_probs,
+        targets,
+        input_lengths,
+        target_lengths,
+        blank=blank,
+        reduction=reduction,
+        zero_infinity=zero_infinity,
+        width=_concatenated_width(targets, target_lengths),
     )
     return _checks.raise_failed(_LOSS, loss, failures)

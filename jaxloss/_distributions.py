@@ -135,7 +135,7 @@ def poisson_nll_loss(
         dtype = jnp.promote_types(dtype, jnp.float32)
     input, target = (
         jnp.asarray(a).astype(jnp.float32 if integer else _checks.computation_dtype(dtype))
-        for a, integer in zip((input, target), is_integer)
+        for a, integer in zip((input, target), is_integer, strict=True)
     )
     _checks.broadcast_shape("poisson_nll_loss", input=input.shape, target=target.shape)
     if log_input:
@@ -170,7 +170,7 @@ def _broadcastable_var(input_shape: tuple[int, ...], var: jax.Array) -> jax.Arra
     if var.shape == input_shape[:-1]:  # one variance per row of the last axis
         return jnp.expand_dims(var, -1)
     # torch's test, literally: same ndim, and the sizes of var's mismatched dims sum to 1.
-    if var.ndim == len(input_shape) and sum(v for i, v in zip(input_shape, var.shape) if i != v) == 1:
+    if var.ndim == len(input_shape) and sum(v for i, v in zip(input_shape, var.shape, strict=True) if i != v) == 1:
         return var
     raise ValueError(
         f"gaussian_nll_loss: `var` is of incorrect size: expected the input's shape {input_shape}, that shape "
@@ -197,9 +197,7 @@ def _gaussian_nll_loss(input, target, var, full: bool, eps: float, reduction: st
     return reduce(_checks.nan_where(negative, loss), reduction).astype(dtype), failures
 
 
-def gaussian_nll_loss(
-    input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean"
-) -> jax.Array:
+def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> jax.Array:
     r"""Gaussian negative log-likelihood, as `torch.nn.functional.gaussian_nll_loss`.
 
     .. math::

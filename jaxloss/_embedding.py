@@ -8,8 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxloss import _checks
-from jaxloss import _subgradients
+from jaxloss import _checks, _subgradients
 from jaxloss._reduction import reduce
 
 # torch's EPSILON in cosine_embedding_loss, added to each squared norm (not to their product or the norms). It is
@@ -84,9 +83,7 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, reduction
     squared_norm1 = jnp.sum(input1 * input1, axis=-1) + _COSINE_EPSILON
     squared_norm2 = jnp.sum(input2 * input2, axis=-1) + _COSINE_EPSILON
     cos = product / jnp.sqrt(squared_norm1 * squared_norm2)
-    losses = jnp.where(target == 1, 1 - cos, 0) + jnp.where(
-        target == -1, _subgradients.clamp_min(cos - margin, 0), 0
-    )
+    losses = jnp.where(target == 1, 1 - cos, 0) + jnp.where(target == -1, _subgradients.clamp_min(cos - margin, 0), 0)
     return reduce(losses, reduction).astype(dtype)
 
 
@@ -179,7 +176,7 @@ def _triplet_from_distances(loss: str, names: tuple[str, ...], distances: tuple,
     `distances` holds ``d(a, p)``, ``d(a, n)`` and, with swap, ``d(p, n)``, named by `names` in error messages;
     they broadcast together, as in torch.
     """
-    _checks.broadcast_shape(loss, **{name: jnp.shape(d) for name, d in zip(names, distances)})
+    _checks.broadcast_shape(loss, **{name: jnp.shape(d) for name, d in zip(names, distances, strict=True)})
     dist_pos, dist_neg, *dist_swap = distances
     if dist_swap:
         # jnp.minimum's derivative at a tie is 1/2 to each side, as torch.minimum's.
@@ -196,9 +193,7 @@ def _triplet_margin(anchor, positive, negative, *, loss, margin, p, eps, swap, r
     eps = _checks.float_option(loss, "eps", eps)
     if not isinstance(swap, bool):
         raise TypeError(f"{loss}: `swap` must be a bool; got {swap!r}.")
-    dtype = _checks.floating_dtype(
-        loss, integers_to_float32=True, anchor=anchor, positive=positive, negative=negative
-    )
+    dtype = _checks.floating_dtype(loss, integers_to_float32=True, anchor=anchor, positive=positive, negative=negative)
     anchor, positive, negative = _checks.cast_for_computation(dtype, anchor, positive, negative)
     distances = [
         _distance(loss, "anchor", anchor, "positive", positive, p, eps),
@@ -256,7 +251,14 @@ def triplet_margin_loss(
       Array([0.2928933, 0.2928933], dtype=float32)
     """
     return _triplet_margin(
-        anchor, positive, negative, loss="triplet_margin_loss", margin=margin, p=p, eps=eps, swap=swap,
+        anchor,
+        positive,
+        negative,
+        loss="triplet_margin_loss",
+        margin=margin,
+        p=p,
+        eps=eps,
+        swap=swap,
         reduction=reduction,
     )
 
@@ -265,7 +267,9 @@ def triplet_margin_loss(
 def _triplet_from_custom_distances(distances: tuple, *, margin: float, reduction: str):
     """The loss from a custom distance function's results, as one jitted computation."""
     loss = "triplet_margin_with_distance_loss"
-    dtype = _checks.floating_dtype(loss, integers_to_float32=True, **dict(zip(_CUSTOM_DISTANCES, distances)))
+    dtype = _checks.floating_dtype(
+        loss, integers_to_float32=True, **dict(zip(_CUSTOM_DISTANCES, distances, strict=True))
+    )
     distances = _checks.cast_for_computation(dtype, *distances)
     return _triplet_from_distances(loss, _CUSTOM_DISTANCES, distances, margin, reduction).astype(dtype)
 
@@ -329,7 +333,14 @@ def triplet_margin_with_distance_loss(
     loss = "triplet_margin_with_distance_loss"
     if distance_function is None:
         return _triplet_margin(
-            anchor, positive, negative, loss=loss, margin=margin, p=2.0, eps=1e-06, swap=bool(swap),
+            anchor,
+            positive,
+            negative,
+            loss=loss,
+            margin=margin,
+            p=2.0,
+            eps=1e-06,
+            swap=bool(swap),
             reduction=reduction,
         )
     if not callable(distance_function):

@@ -19,8 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxloss import _checks
-from jaxloss import _classification
+from jaxloss import _checks, _classification
 from jaxloss._classification import IndexLosses, check_class_weight, index_losses, reduce_index_losses
 
 _NAME = "linear_cross_entropy"
@@ -154,9 +153,7 @@ def _check_linear(input, linear_weight, linear_bias) -> tuple[int, ...]:
     if linear_bias is not None:
         _checks.check_same_dtype(_NAME, "input", input, "linear_bias", linear_bias)
     if input.ndim not in (1, 2):
-        raise ValueError(
-            f"{_NAME}: `input` must have shape (in_features,) or (N, in_features); got {input.shape}."
-        )
+        raise ValueError(f"{_NAME}: `input` must have shape (in_features,) or (N, in_features); got {input.shape}.")
     if linear_weight.ndim < 2:
         raise ValueError(
             f"{_NAME}: `linear_weight` must have shape (C, in_features) or (C, d1, ..., dk, in_features); "
@@ -210,8 +207,11 @@ def _logits(input, linear_weight, linear_bias) -> jax.Array:
     """
     dtype = _checks.computation_dtype(input.dtype)
     logits = jax.lax.dot_general(
-        input, linear_weight, (([input.ndim - 1], [linear_weight.ndim - 1]), ([], [])),
-        precision=jax.lax.Precision.HIGHEST, preferred_element_type=dtype,
+        input,
+        linear_weight,
+        (([input.ndim - 1], [linear_weight.ndim - 1]), ([], [])),
+        precision=jax.lax.Precision.HIGHEST,
+        preferred_element_type=dtype,
     )
     return logits if linear_bias is None else logits + linear_bias.astype(dtype)
 
@@ -246,8 +246,18 @@ def _unchunk(stacked: jax.Array, num_rows: int) -> jax.Array:
 
 
 def _chunked(
-    input, linear_weight, linear_bias, target, weight, *, probabilities: bool, dtype, reduction: str,
-    ignore_index: int, label_smoothing: float, chunk_rows: int,
+    input,
+    linear_weight,
+    linear_bias,
+    target,
+    weight,
+    *,
+    probabilities: bool,
+    dtype,
+    reduction: str,
+    ignore_index: int,
+    label_smoothing: float,
+    chunk_rows: int,
 ):
     """The chunked path on a batched `input`; returns ``(loss, failures)`` like `cross_entropy_with_failures`.
 
@@ -269,8 +279,13 @@ def _chunked(
             losses = jnp.where(valid, losses, 0)
             return losses if reduction == "none" else jnp.sum(losses)
         parts = index_losses(
-            logits, targets, weight, normalize=True, ignore_index=ignore_index,
-            with_smoothing=label_smoothing > 0, axis=1,
+            logits,
+            targets,
+            weight,
+            normalize=True,
+            ignore_index=ignore_index,
+            with_smoothing=label_smoothing > 0,
+            axis=1,
         )
         parts = IndexLosses(
             *(None if part is None else jnp.where(valid, part, 0) for part in parts[:3]),
@@ -302,9 +317,7 @@ def _chunked(
     return loss, {_classification._out_of_range_message(num_classes, ignore_index): jnp.any(out_of_range)}
 
 
-@functools.partial(
-    jax.jit, static_argnames=("reduction", "ignore_index", "label_smoothing", "options")
-)
+@functools.partial(jax.jit, static_argnames=("reduction", "ignore_index", "label_smoothing", "options"))
 def _linear_cross_entropy(
     input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing, options
 ):
@@ -341,7 +354,12 @@ def _linear_cross_entropy(
         # targets, which cross_entropy wants in the logits' dtype.
         (weight,) = _checks.cast_for_computation(input.dtype, weight)
         loss, failures = _classification.cross_entropy_with_failures(
-            _logits(input, linear_weight, linear_bias), target, weight, ignore_index, reduction, label_smoothing,
+            _logits(input, linear_weight, linear_bias),
+            target,
+            weight,
+            ignore_index,
+            reduction,
+            label_smoothing,
             None,
         )
         return loss.astype(dtype), failures
@@ -351,8 +369,17 @@ def _linear_cross_entropy(
         input, target = input[None], target[None]
     chunk_rows = options.chunk_size(input.shape[0], input.shape[1], math.prod(linear_weight.shape[:-1]))
     loss, failures = _chunked(
-        input, linear_weight, linear_bias, target, weight, probabilities=probabilities, dtype=dtype,
-        reduction=reduction, ignore_index=ignore_index, label_smoothing=label_smoothing, chunk_rows=chunk_rows,
+        input,
+        linear_weight,
+        linear_bias,
+        target,
+        weight,
+        probabilities=probabilities,
+        dtype=dtype,
+        reduction=reduction,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        chunk_rows=chunk_rows,
     )
     if not batched and reduction == "none":
         loss = loss[0]
@@ -360,8 +387,16 @@ def _linear_cross_entropy(
 
 
 def linear_cross_entropy(
-    input, linear_weight, target, *, linear_bias=None, weight=None, reduction: str = "mean",
-    ignore_index: int | None = None, label_smoothing: float = 0.0, options: LinearCrossEntropyOptions | None = None,
+    input,
+    linear_weight,
+    target,
+    *,
+    linear_bias=None,
+    weight=None,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    options: LinearCrossEntropyOptions | None = None,
 ) -> jax.Array:
     r"""Cross-entropy of a linear layer's logits, fused, as `torch.nn.functional.linear_cross_entropy`.
 

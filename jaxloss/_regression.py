@@ -5,8 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxloss import _checks
-from jaxloss import _subgradients
+from jaxloss import _checks, _subgradients
 from jaxloss._reduction import reduce
 
 

@@ -17,7 +17,7 @@ def _torch_sign(x: jax.Array) -> jax.Array:
 
 
 @jax.custom_jvp
-def abs(x: jax.Array) -> jax.Array:  # noqa: A001 - mirrors torch.abs
+def abs(x: jax.Array) -> jax.Array:
     """``|x|`` with torch's derivative ``sgn(x)``: 0 at ``x = 0`` (JAX's `jnp.abs` gives 1 there) and at NaN."""
     return jnp.abs(x)
 

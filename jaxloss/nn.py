@@ -15,9 +15,9 @@ Example:
   Array(1.1019, dtype=float32)
 """
 
-from collections.abc import Callable
 import dataclasses
 import math
+from collections.abc import Callable
 
 import jax
 
@@ -105,8 +105,13 @@ class CrossEntropyLoss(Loss):
 
     def __call__(self, input, target):
         return F.cross_entropy(
-            input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
-            label_smoothing=self.label_smoothing, axis=self.axis,
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+            axis=self.axis,
         )
 
 
@@ -126,7 +131,11 @@ class NLLLoss(Loss):
 
     def __call__(self, input, target):
         return F.nll_loss(
-            input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
             axis=self.axis,
         )
 
@@ -313,7 +322,13 @@ class TripletMarginLoss(Loss):
 
     def __call__(self, anchor, positive, negative):
         return F.triplet_margin_loss(
-            anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps, swap=self.swap,
+            anchor,
+            positive,
+            negative,
+            margin=self.margin,
+            p=self.p,
+            eps=self.eps,
+            swap=self.swap,
             reduction=self.reduction,
         )
 
@@ -333,8 +348,13 @@ class TripletMarginWithDistanceLoss(Loss):
 
     def __call__(self, anchor, positive, negative):
         return F.triplet_margin_with_distance_loss(
-            anchor, positive, negative, distance_function=self.distance_function, margin=self.margin,
-            swap=self.swap, reduction=self.reduction,
+            anchor,
+            positive,
+            negative,
+            distance_function=self.distance_function,
+            margin=self.margin,
+            swap=self.swap,
+            reduction=self.reduction,
         )
 
 
@@ -351,7 +371,12 @@ class CTCLoss(Loss):
 
     def __call__(self, log_probs, targets, input_lengths, target_lengths):
         return F.ctc_loss(
-            log_probs, targets, input_lengths, target_lengths, blank=self.blank, reduction=self.reduction,
+            log_probs,
+            targets,
+            input_lengths,
+            target_lengths,
+            blank=self.blank,
+            reduction=self.reduction,
             zero_infinity=self.zero_infinity,
         )
 
@@ -425,8 +450,13 @@ class LinearCrossEntropyLoss(Loss):
     def __call__(self, input, target):
         classes = (self.num_classes, *self.out_features)
         return F.linear_cross_entropy(
-            input, self.linear_weight.reshape(*classes, self.in_features), target,
+            input,
+            self.linear_weight.reshape(*classes, self.in_features),
+            target,
             linear_bias=None if self.linear_bias is None else self.linear_bias.reshape(classes),
-            weight=self.weight, reduction=self.reduction, ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing, options=self.options,
+            weight=self.weight,
+            reduction=self.reduction,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            options=self.options,
         )

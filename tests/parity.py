@@ -13,7 +13,8 @@ under x64), so both of the integer widths a JAX user meets are exercised.
 
 import dataclasses
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -106,12 +107,10 @@ def torch_value_and_grads(case: Case, dtype, cotangent_seed: int = 0):
     grads = {}
     if case.grad:
         inputs = [tensors[name] for name in case.grad]
-        found = torch.autograd.grad(
-            value, inputs, grad_outputs=torch.tensor(cotangent), allow_unused=True
-        )
+        found = torch.autograd.grad(value, inputs, grad_outputs=torch.tensor(cotangent), allow_unused=True)
         grads = {
             name: np.zeros_like(arrays[name]) if g is None else g.numpy()
-            for name, g in zip(case.grad, found)
+            for name, g in zip(case.grad, found, strict=True)
         }
     return value.detach().numpy(), cotangent, grads
 

@@ -55,7 +55,7 @@ def assert_torch_signature_then_keyword_extras(ours, theirs):
     """Our parameters are torch's (minus the deprecated ones), in order, followed only by keyword-only extras."""
     ours, theirs = described(ours), described(theirs)
     assert ours[: len(theirs)] == theirs
-    extras = ours[len(theirs):]
+    extras = ours[len(theirs) :]
     assert all(kind == inspect.Parameter.KEYWORD_ONLY for _, _, kind in extras), extras
 
 
@@ -70,14 +70,13 @@ def test_function_signature_is_torchs(name):
 @pytest.mark.parametrize("name", LOSSES.values())
 def test_class_signature_is_torchs(name):
     torch_init = list(inspect.signature(getattr(torch.nn, name).__init__).parameters.values())[1:]  # self
-    assert_torch_signature_then_keyword_extras(
-        inspect.signature(getattr(nn, name)).parameters.values(), torch_init
-    )
+    assert_torch_signature_then_keyword_extras(inspect.signature(getattr(nn, name)).parameters.values(), torch_init)
 
 
 def test_every_torch_loss_is_here():
     torch_losses = {
-        name for name, cls in vars(torch.nn.modules.loss).items()
+        name
+        for name, cls in vars(torch.nn.modules.loss).items()
         if isinstance(cls, type) and issubclass(cls, torch.nn.modules.loss._Loss) and not name.startswith("_")
     }
     deprecated_aliases = {"NLLLoss2d"}  # torch: "NLLLoss2d has been deprecated. Please use NLLLoss instead"
@@ -94,8 +93,14 @@ log_probs = jax.nn.log_softmax(jnp.asarray(rng.standard_normal((6, 2, 4))))
 ctc_args = (log_probs, jnp.array([[1, 2], [3, 3]]), jnp.array([6, 5]), jnp.array([2, 2]))
 
 linear_ce = nn.LinearCrossEntropyLoss(
-    3, 2, bias=True, weight=weight[:2], ignore_index=1, label_smoothing=0.1,
-    options=nn.LinearCrossEntropyOptions(batch_chunk_size=3), key=jax.random.key(1),
+    3,
+    2,
+    bias=True,
+    weight=weight[:2],
+    ignore_index=1,
+    label_smoothing=0.1,
+    options=nn.LinearCrossEntropyOptions(batch_chunk_size=3),
+    key=jax.random.key(1),
 )
 
 # (class instance with non-default options, the function with the same options, the call's arguments)
@@ -117,7 +122,11 @@ EQUIVALENT = [
         lambda *a: F.binary_cross_entropy_with_logits(*a, pos_weight=weight),
         (x, q),
     ),
-    (nn.KLDivLoss("batchmean", log_target=True), lambda *a: F.kl_div(*a, reduction="batchmean", log_target=True), (x, y)),
+    (
+        nn.KLDivLoss("batchmean", log_target=True),
+        lambda *a: F.kl_div(*a, reduction="batchmean", log_target=True),
+        (x, y),
+    ),
     (nn.PoissonNLLLoss(False, True), lambda *a: F.poisson_nll_loss(*a, log_input=False, full=True), (p, 3 * q)),
     (nn.GaussianNLLLoss(full=True), lambda *a: F.gaussian_nll_loss(*a, full=True), (x, y, p)),
     (nn.SoftMarginLoss("sum"), lambda *a: F.soft_margin_loss(*a, reduction="sum"), (x, y)),
@@ -127,11 +136,19 @@ EQUIVALENT = [
         lambda *a: F.multilabel_margin_loss(*a, reduction="none"),
         (x, jnp.array([[0, -1, 1]] * 4)),
     ),
-    (nn.MultiMarginLoss(2, 0.5, weight), lambda *a: F.multi_margin_loss(*a, p=2, margin=0.5, weight=weight), (x, labels)),
+    (
+        nn.MultiMarginLoss(2, 0.5, weight),
+        lambda *a: F.multi_margin_loss(*a, p=2, margin=0.5, weight=weight),
+        (x, labels),
+    ),
     (nn.MarginRankingLoss(0.2), lambda *a: F.margin_ranking_loss(*a, margin=0.2), (x[:, 0], y[:, 0], signs)),
     (nn.HingeEmbeddingLoss(0.5), lambda *a: F.hinge_embedding_loss(*a, margin=0.5), (x, jnp.sign(y))),
     (nn.CosineEmbeddingLoss(0.1), lambda *a: F.cosine_embedding_loss(*a, margin=0.1), (x, y, signs)),
-    (nn.TripletMarginLoss(0.5, p=1.0, swap=True), lambda *a: F.triplet_margin_loss(*a, margin=0.5, p=1.0, swap=True), (x, y, p)),
+    (
+        nn.TripletMarginLoss(0.5, p=1.0, swap=True),
+        lambda *a: F.triplet_margin_loss(*a, margin=0.5, p=1.0, swap=True),
+        (x, y, p),
+    ),
     (
         nn.TripletMarginWithDistanceLoss(distance_function=F.l1_loss, margin=0.5),
         lambda *a: F.triplet_margin_with_distance_loss(*a, distance_function=F.l1_loss, margin=0.5),
@@ -141,15 +158,23 @@ EQUIVALENT = [
     (
         linear_ce,
         lambda *a: F.linear_cross_entropy(
-            a[0], linear_ce.linear_weight, a[1], linear_bias=linear_ce.linear_bias, weight=weight[:2],
-            ignore_index=1, label_smoothing=0.1, options=linear_ce.options,
+            a[0],
+            linear_ce.linear_weight,
+            a[1],
+            linear_bias=linear_ce.linear_bias,
+            weight=weight[:2],
+            ignore_index=1,
+            label_smoothing=0.1,
+            options=linear_ce.options,
         ),
         (x, labels // 2),
     ),
 ]
 
 
-@pytest.mark.parametrize("instance, function, args", EQUIVALENT, ids=lambda v: type(v).__name__ if isinstance(v, nn.Loss) else "")
+@pytest.mark.parametrize(
+    "instance, function, args", EQUIVALENT, ids=lambda v: type(v).__name__ if isinstance(v, nn.Loss) else ""
+)
 def test_class_equals_function(instance, function, args):
     expected = function(*args)
     np.testing.assert_array_equal(instance(*args), expected)

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
-from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 rng = np.random.default_rng(0)
 ALL = ("none", "mean", "sum")
@@ -48,17 +48,20 @@ BCE_EXTREME_INPUT = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1e-30, 1e-13, 1e-13,
 BCE_EXTREME_TARGET = np.array([1.0, 0.0, 0.5, 0.0, 1.0, 0.5, 1.0, 1.0, 0.0, 1.0, 0.0, 0.5, 0.0])
 
 
-BCE_CASES = cases("binary_cross_entropy", {
-    "scalar": (("none",), args(probabilities(), probabilities())),
-    "2d": (ALL, args(probabilities(4, 3), probabilities(4, 3))),
-    "3d_hard_targets": (("sum",), args(probabilities(2, 3, 4), labels(2, 3, 4))),
-    "empty": (("mean",), args(probabilities(0, 3), probabilities(0, 3))),
-    "weight_row": (("mean",), args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, 3))),
-    "weight_col": (("none",), args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, (4, 1)))),
-    "weight_scalar": (("sum",), args(probabilities(4, 3), probabilities(4, 3), weight=np.array(1.5))),
-    "extremes": (("none", "mean"), args(BCE_EXTREME_INPUT, BCE_EXTREME_TARGET)),
-    "extremes_weight": (("mean",), args(BCE_EXTREME_INPUT, BCE_EXTREME_TARGET, weight=rng.uniform(0, 2, 13))),
-})
+BCE_CASES = cases(
+    "binary_cross_entropy",
+    {
+        "scalar": (("none",), args(probabilities(), probabilities())),
+        "2d": (ALL, args(probabilities(4, 3), probabilities(4, 3))),
+        "3d_hard_targets": (("sum",), args(probabilities(2, 3, 4), labels(2, 3, 4))),
+        "empty": (("mean",), args(probabilities(0, 3), probabilities(0, 3))),
+        "weight_row": (("mean",), args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, 3))),
+        "weight_col": (("none",), args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, (4, 1)))),
+        "weight_scalar": (("sum",), args(probabilities(4, 3), probabilities(4, 3), weight=np.array(1.5))),
+        "extremes": (("none", "mean"), args(BCE_EXTREME_INPUT, BCE_EXTREME_TARGET)),
+        "extremes_weight": (("mean",), args(BCE_EXTREME_INPUT, BCE_EXTREME_TARGET, weight=rng.uniform(0, 2, 13))),
+    },
+)
 
 # --- binary_cross_entropy_with_logits -----------------------------------------------------------------------------
 
@@ -67,29 +70,37 @@ BCE_CASES = cases("binary_cross_entropy", {
 LOGIT_EXTREME_INPUT = np.array(
     [-np.inf, np.inf, -1e9, 1e9, -200.0, 200.0, 0.0, -np.inf, np.inf, 0.0, 1e9, -1e9, 30.0, -30.0, 40.0, -np.inf]
 )
-LOGIT_EXTREME_TARGET = np.array(
-    [0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0, 0.3, 0.5]
+LOGIT_EXTREME_TARGET = np.array([0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0, 0.3, 0.5])
+
+
+BCEWL_CASES = cases(
+    "binary_cross_entropy_with_logits",
+    {
+        "scalar": (("none",), args(normal(), probabilities())),
+        "2d": (ALL, args(normal(4, 3), probabilities(4, 3))),
+        "3d": (("sum",), args(normal(2, 3, 4), labels(2, 3, 4))),
+        "empty": (("mean",), args(normal(0, 3), probabilities(0, 3))),
+        "targets_outside_01": (("none",), args(normal(4, 3), rng.uniform(-1, 3, (4, 3)))),
+        "weight_col": (("none",), args(normal(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, (4, 1)))),
+        "pos_weight_row": (("mean",), args(normal(4, 3), labels(4, 3), pos_weight=rng.uniform(0.5, 3, 3))),
+        "pos_weight_col": (("none",), args(normal(4, 3), probabilities(4, 3), pos_weight=rng.uniform(0.5, 3, (4, 1)))),
+        "pos_weight_scalar": (("sum",), args(normal(4, 3), probabilities(4, 3), pos_weight=np.array(2.5))),
+        "3d_weight_pos_weight": (
+            ("mean",),
+            args(
+                normal(2, 3, 4),
+                probabilities(2, 3, 4),
+                weight=rng.uniform(0, 2, (3, 1)),
+                pos_weight=rng.uniform(0.5, 3, 4),
+            ),
+        ),
+        "extremes": (("none", "mean"), args(LOGIT_EXTREME_INPUT, LOGIT_EXTREME_TARGET)),
+        "extremes_pos_weight": (
+            ("none",),
+            args(LOGIT_EXTREME_INPUT, LOGIT_EXTREME_TARGET, pos_weight=rng.uniform(0.5, 3, 16)),
+        ),
+    },
 )
-
-
-BCEWL_CASES = cases("binary_cross_entropy_with_logits", {
-    "scalar": (("none",), args(normal(), probabilities())),
-    "2d": (ALL, args(normal(4, 3), probabilities(4, 3))),
-    "3d": (("sum",), args(normal(2, 3, 4), labels(2, 3, 4))),
-    "empty": (("mean",), args(normal(0, 3), probabilities(0, 3))),
-    "targets_outside_01": (("none",), args(normal(4, 3), rng.uniform(-1, 3, (4, 3)))),
-    "weight_col": (("none",), args(normal(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, (4, 1)))),
-    "pos_weight_row": (("mean",), args(normal(4, 3), labels(4, 3), pos_weight=rng.uniform(0.5, 3, 3))),
-    "pos_weight_col": (("none",), args(normal(4, 3), probabilities(4, 3), pos_weight=rng.uniform(0.5, 3, (4, 1)))),
-    "pos_weight_scalar": (("sum",), args(normal(4, 3), probabilities(4, 3), pos_weight=np.array(2.5))),
-    "3d_weight_pos_weight": (("mean",), args(
-        normal(2, 3, 4), probabilities(2, 3, 4), weight=rng.uniform(0, 2, (3, 1)), pos_weight=rng.uniform(0.5, 3, 4)
-    )),
-    "extremes": (("none", "mean"), args(LOGIT_EXTREME_INPUT, LOGIT_EXTREME_TARGET)),
-    "extremes_pos_weight": (("none",), args(
-        LOGIT_EXTREME_INPUT, LOGIT_EXTREME_TARGET, pos_weight=rng.uniform(0.5, 3, 16)
-    )),
-})
 
 # --- soft_margin_loss ---------------------------------------------------------------------------------------------
 
@@ -108,16 +119,19 @@ def signs(*shape):
     return rng.choice([-1.0, 1.0], shape)
 
 
-SOFT_MARGIN_CASES = cases("soft_margin_loss", {
-    "scalar": (("none",), margin(normal(), signs())),
-    "2d": (ALL, margin(normal(4, 3), signs(4, 3))),
-    "3d": (("sum",), margin(normal(2, 3, 4), normal(2, 3, 4))),
-    "empty": (("mean",), margin(normal(0, 3), signs(0, 3))),
-    "target_row": (("none",), margin(normal(4, 3), signs(3))),
-    "target_scalar": (("mean",), margin(normal(4, 3), np.array(-1.0))),
-    "int_target": (("none",), margin(normal(4, 3), rng.choice([-1, 1], (4, 3)))),
-    "extremes": (("none",), margin(SOFT_MARGIN_EXTREME_INPUT, SOFT_MARGIN_EXTREME_TARGET)),
-})
+SOFT_MARGIN_CASES = cases(
+    "soft_margin_loss",
+    {
+        "scalar": (("none",), margin(normal(), signs())),
+        "2d": (ALL, margin(normal(4, 3), signs(4, 3))),
+        "3d": (("sum",), margin(normal(2, 3, 4), normal(2, 3, 4))),
+        "empty": (("mean",), margin(normal(0, 3), signs(0, 3))),
+        "target_row": (("none",), margin(normal(4, 3), signs(3))),
+        "target_scalar": (("mean",), margin(normal(4, 3), np.array(-1.0))),
+        "int_target": (("none",), margin(normal(4, 3), rng.choice([-1, 1], (4, 3)))),
+        "extremes": (("none",), margin(SOFT_MARGIN_EXTREME_INPUT, SOFT_MARGIN_EXTREME_TARGET)),
+    },
+)
 
 # --- multilabel_soft_margin_loss ----------------------------------------------------------------------------------
 
@@ -133,20 +147,23 @@ def multilabel(input, target, **arrays):
     return args(input, target, grad=grad, **arrays)
 
 
-MLSM_CASES = cases("multilabel_soft_margin_loss", {
-    "1d": (("none",), multilabel(normal(3), labels(3))),
-    "2d": (ALL, multilabel(normal(4, 3), labels(4, 3))),
-    "3d": (("none",), multilabel(normal(2, 4, 3), labels(2, 4, 3))),
-    "int_target": (("sum",), multilabel(normal(4, 3), rng.integers(0, 2, (4, 3)))),
-    "empty_batch": (("mean",), multilabel(normal(0, 3), labels(0, 3))),
-    "empty_classes": (("none",), multilabel(normal(4, 0), labels(4, 0))),
-    "weight_row": (("mean",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(0, 2, 3))),
-    "weight_enlarges": (("none",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(0, 2, (2, 1, 3)))),
-    "soft_target_row": (("none",), multilabel(normal(4, 3), probabilities(3))),
-    # torch's quirk: the target lifts the result to rank 3 and axis 1 (not the classes) is summed: shape (1, 3).
-    "target_enlarges": (("none",), multilabel(normal(4, 3), labels(1, 4, 3))),
-    "extremes": (("none",), multilabel(MLSM_EXTREME_INPUT, MLSM_EXTREME_TARGET)),
-})
+MLSM_CASES = cases(
+    "multilabel_soft_margin_loss",
+    {
+        "1d": (("none",), multilabel(normal(3), labels(3))),
+        "2d": (ALL, multilabel(normal(4, 3), labels(4, 3))),
+        "3d": (("none",), multilabel(normal(2, 4, 3), labels(2, 4, 3))),
+        "int_target": (("sum",), multilabel(normal(4, 3), rng.integers(0, 2, (4, 3)))),
+        "empty_batch": (("mean",), multilabel(normal(0, 3), labels(0, 3))),
+        "empty_classes": (("none",), multilabel(normal(4, 0), labels(4, 0))),
+        "weight_row": (("mean",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(0, 2, 3))),
+        "weight_enlarges": (("none",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(0, 2, (2, 1, 3)))),
+        "soft_target_row": (("none",), multilabel(normal(4, 3), probabilities(3))),
+        # torch's quirk: the target lifts the result to rank 3 and axis 1 (not the classes) is summed: shape (1, 3).
+        "target_enlarges": (("none",), multilabel(normal(4, 3), labels(1, 4, 3))),
+        "extremes": (("none",), multilabel(MLSM_EXTREME_INPUT, MLSM_EXTREME_TARGET)),
+    },
+)
 
 CASES = BCE_CASES + BCEWL_CASES + SOFT_MARGIN_CASES + MLSM_CASES
 
@@ -159,8 +176,10 @@ def test_parity(case, dtype, mode):
 
 
 LOW_PRECISION_CASES = [
-    c for c in CASES
-    if c.id in {
+    c
+    for c in CASES
+    if c.id
+    in {
         "binary_cross_entropy-weight_row-mean",
         "binary_cross_entropy_with_logits-pos_weight_row-mean",
         "soft_margin_loss-2d-sum",
@@ -184,9 +203,9 @@ def test_weight_gradients_are_the_unweighted_losses():
     for loss, input in (("binary_cross_entropy", x), ("binary_cross_entropy_with_logits", normal(4, 3))):
         expected = getattr(torch.nn.functional, loss)(torch.tensor(input), torch.tensor(t), reduction="none")
         with jax.enable_x64(True):
-            grad = jax.grad(
-                lambda w: getattr(F, loss)(jnp.asarray(input), jnp.asarray(t), w, reduction="sum")
-            )(jnp.asarray(w))
+            grad = jax.grad(lambda w: getattr(F, loss)(jnp.asarray(input), jnp.asarray(t), w, reduction="sum"))(
+                jnp.asarray(w)
+            )
         np.testing.assert_allclose(grad, expected.numpy().sum(0), rtol=1e-12)  # summed over the broadcast rows
 
 
@@ -198,9 +217,9 @@ def test_pos_weight_gradient():
     formula = -(pw * tt * torch.nn.functional.logsigmoid(tx) + (1 - tt) * torch.nn.functional.logsigmoid(-tx))
     (expected,) = torch.autograd.grad(formula.mean(), pw)
     with jax.enable_x64(True):
-        grad = jax.grad(
-            lambda p: F.binary_cross_entropy_with_logits(jnp.asarray(x), jnp.asarray(t), pos_weight=p)
-        )(jnp.asarray(p))
+        grad = jax.grad(lambda p: F.binary_cross_entropy_with_logits(jnp.asarray(x), jnp.asarray(t), pos_weight=p))(
+            jnp.asarray(p)
+        )
     np.testing.assert_allclose(grad, expected.numpy(), rtol=1e-12)
 
 
@@ -285,9 +304,9 @@ def test_vmap():
         torch.nn.functional.multilabel_soft_margin_loss(torch.tensor(x[i]), torch.tensor(t[i])) for i in range(5)
     ]
     with jax.enable_x64(True):
-        value = jax.vmap(
-            lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=jnp.asarray(pos_weight))
-        )(jnp.asarray(x), jnp.asarray(t))
+        value = jax.vmap(lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=jnp.asarray(pos_weight)))(
+            jnp.asarray(x), jnp.asarray(t)
+        )
         grads = jax.vmap(jax.grad(F.binary_cross_entropy, argnums=(0, 1)))(jnp.asarray(t), jnp.asarray(t[::-1]))
         mlsm = jax.vmap(F.multilabel_soft_margin_loss)(jnp.asarray(x), jnp.asarray(t))
     np.testing.assert_allclose(value, torch.stack(expected).numpy(), rtol=1e-12)
@@ -295,7 +314,7 @@ def test_vmap():
     for i in range(5):
         ti, si = torch.tensor(t[i], requires_grad=True), torch.tensor(t[::-1][i], requires_grad=True)
         torch_grads = torch.autograd.grad(torch.nn.functional.binary_cross_entropy(ti, si), (ti, si))
-        for ours, theirs in zip(grads, torch_grads):
+        for ours, theirs in zip(grads, torch_grads, strict=True):
             np.testing.assert_allclose(ours[i], theirs.numpy(), rtol=1e-12)
 
 
@@ -328,9 +347,15 @@ def test_optax_equivalents():
 X = jnp.full((4, 3), 0.5)
 
 
-@pytest.mark.parametrize("loss", [
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "soft_margin_loss", "multilabel_soft_margin_loss",
-])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "soft_margin_loss",
+        "multilabel_soft_margin_loss",
+    ],
+)
 def test_bad_options_and_dtypes(loss):
     fn = getattr(F, loss)
     check_raises(lambda: fn(X, X, reduction="batchmean"), ValueError, f"^{loss}: `reduction` must be one of")
@@ -377,12 +402,21 @@ def test_bad_multilabel_soft_margin_loss():
     check_raises(lambda: fn(X, X.astype(jnp.bool_)), TypeError, "`target` must be a floating-point")
 
 
-@pytest.mark.parametrize("bad", [
-    dict(input=1.5), dict(input=-0.1), dict(input=np.nan), dict(target=1.5), dict(target=-1e-9), dict(target=np.nan),
-], ids=lambda bad: "-".join(f"{k}={v}" for k, v in bad.items()))
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(input=1.5),
+        dict(input=-0.1),
+        dict(input=np.nan),
+        dict(target=1.5),
+        dict(target=-1e-9),
+        dict(target=np.nan),
+    ],
+    ids=lambda bad: "-".join(f"{k}={v}" for k, v in bad.items()),
+)
 def test_bce_value_checks(bad):
     """Out-of-range input or target: torch raises; so do eager calls (and eager grad); under jit/vmap: NaN."""
-    (name, value), = bad.items()
+    ((name, value),) = bad.items()
     arrays = dict(input=np.full((4, 3), 0.25), target=np.full((4, 3), 0.75))
     arrays[name][1, 2] = value
     tensors = {k: torch.tensor(v) for k, v in arrays.items()}

@@ -7,8 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-
-import jaxloss.functional as F
 from parity import (
     DTYPES,
     LOW_PRECISION,
@@ -22,6 +20,8 @@ from parity import (
     jaxloss_value_and_grads,
     torch_value_and_grads,
 )
+
+import jaxloss.functional as F
 
 rng = np.random.default_rng(0)
 INF = np.inf
@@ -66,62 +66,80 @@ def probability_case(input, target, weighted=False, **options):
 
 def with_reductions(loss, table):
     """Cases of `table`, which maps a variant name to ``(reductions, Case fields)``."""
-    return [
-        case for name, (reductions, fields) in table.items() for case in grid(loss, {name: fields}, reductions)
-    ]
+    return [case for name, (reductions, fields) in table.items() for case in grid(loss, {name: fields}, reductions)]
 
 
 # The grid: every variant x reduction x dtype x mode.
 GRID = [
-    *grid("cross_entropy", {
-        "2d": index_case(logits(6, 4), indices(6, 4)),
-        "2d_weight_ignore_smoothing": weighted_index_case(
-            logits(6, 4), np.array([1, 0, 1, 3, 2, 1]), ignore_index=1, label_smoothing=0.3
-        ),
-        "4d_weight_ignore_smoothing": weighted_index_case(
-            logits(2, 3, 4, 5), indices((2, 4, 5), 3, ignored=7), label_smoothing=0.2
-        ),
-        "unbatched_weight_smoothing": weighted_index_case(logits(5), np.array(1), label_smoothing=0.4),
-        "probs": probability_case(logits(6, 4), probabilities(6, 4)),
-        "probs_4d_weight_smoothing": probability_case(
-            logits(2, 3, 4, 5), probabilities(2, 3, 4, 5), True, label_smoothing=0.3
-        ),
-    }),
-    *grid("nll_loss", {
-        "4d_weight_ignore": weighted_index_case(logits(2, 3, 4, 5), indices((2, 4, 5), 3, ignored=7)),
-    }),
+    *grid(
+        "cross_entropy",
+        {
+            "2d": index_case(logits(6, 4), indices(6, 4)),
+            "2d_weight_ignore_smoothing": weighted_index_case(
+                logits(6, 4), np.array([1, 0, 1, 3, 2, 1]), ignore_index=1, label_smoothing=0.3
+            ),
+            "4d_weight_ignore_smoothing": weighted_index_case(
+                logits(2, 3, 4, 5), indices((2, 4, 5), 3, ignored=7), label_smoothing=0.2
+            ),
+            "unbatched_weight_smoothing": weighted_index_case(logits(5), np.array(1), label_smoothing=0.4),
+            "probs": probability_case(logits(6, 4), probabilities(6, 4)),
+            "probs_4d_weight_smoothing": probability_case(
+                logits(2, 3, 4, 5), probabilities(2, 3, 4, 5), True, label_smoothing=0.3
+            ),
+        },
+    ),
+    *grid(
+        "nll_loss",
+        {
+            "4d_weight_ignore": weighted_index_case(logits(2, 3, 4, 5), indices((2, 4, 5), 3, ignored=7)),
+        },
+    ),
 ]
 
 # Options and shapes at the edges of torch's rules, with the reductions where they matter.
 EDGES = [
-    *with_reductions("cross_entropy", {
-        "2d_weight_ignore": (("none", "mean"), weighted_index_case(logits(6, 4), indices(6, 4, ignored=2))),
-        "2d_smoothing": (("none", "mean"), index_case(logits(6, 4), indices(6, 4), label_smoothing=0.25)),
-        "4d": (("mean",), index_case(logits(2, 3, 4, 5), indices((2, 4, 5), 3))),
-        # torch 2.13 ignores label_smoothing <= 0, for both kinds of target.
-        "negative_smoothing": (("mean",), index_case(logits(6, 4), indices(6, 4), label_smoothing=-0.1)),
-        "probs_negative_smoothing": (("mean",), probability_case(
-            logits(6, 4), probabilities(6, 4), label_smoothing=-0.5)),
-        "smoothing_1": (("none", "mean"), weighted_index_case(
-            logits(6, 4), indices(6, 4, ignored=1), label_smoothing=1.0)),
-        "3d_weight_ignore_smoothing": (("none", "mean"), weighted_index_case(
-            logits(3, 4, 5), indices((3, 5), 4, ignored=4), label_smoothing=0.1)),
-        # ignore_index outside the classes; a negative ignore_index is allowed with probabilities.
-        "ignore_index_7": (("none", "mean"), index_case(logits(5, 3), np.array([7, 0, 7, 2, 1]), ignore_index=7)),
-        "probs_ignore_index_-5": (("mean",), probability_case(logits(6, 4), probabilities(6, 4), ignore_index=-5)),
-        # Probabilities are not checked: any values, here of mixed signs.
-        "probs_unnormalised": (("sum",), probability_case(logits(6, 4), 3 * rng.standard_normal((6, 4)))),
-        "probs_unbatched_weight": (("none", "mean"), probability_case(logits(4), probabilities(4, axis=0), True)),
-    }),
-    *with_reductions("nll_loss", {
-        "ignore_index_-1": (("mean",), weighted_index_case(
-            logits(5, 3), np.array([-1, 0, 2, -1, 1]), ignore_index=-1)),
-        "2d": (("none", "mean"), index_case(logits(6, 4), indices(6, 4))),
-        "unbatched_weight": (("none", "mean"), weighted_index_case(logits(5), np.array(2))),
-        "3d_weight": (("mean",), weighted_index_case(logits(3, 4, 5), indices((3, 5), 4))),
-        # Any input, not only log-probabilities (positive values give negative losses).
-        "positive_input": (("mean",), index_case(np.abs(logits(6, 4)), indices(6, 4))),
-    }),
+    *with_reductions(
+        "cross_entropy",
+        {
+            "2d_weight_ignore": (("none", "mean"), weighted_index_case(logits(6, 4), indices(6, 4, ignored=2))),
+            "2d_smoothing": (("none", "mean"), index_case(logits(6, 4), indices(6, 4), label_smoothing=0.25)),
+            "4d": (("mean",), index_case(logits(2, 3, 4, 5), indices((2, 4, 5), 3))),
+            # torch 2.13 ignores label_smoothing <= 0, for both kinds of target.
+            "negative_smoothing": (("mean",), index_case(logits(6, 4), indices(6, 4), label_smoothing=-0.1)),
+            "probs_negative_smoothing": (
+                ("mean",),
+                probability_case(logits(6, 4), probabilities(6, 4), label_smoothing=-0.5),
+            ),
+            "smoothing_1": (
+                ("none", "mean"),
+                weighted_index_case(logits(6, 4), indices(6, 4, ignored=1), label_smoothing=1.0),
+            ),
+            "3d_weight_ignore_smoothing": (
+                ("none", "mean"),
+                weighted_index_case(logits(3, 4, 5), indices((3, 5), 4, ignored=4), label_smoothing=0.1),
+            ),
+            # ignore_index outside the classes; a negative ignore_index is allowed with probabilities.
+            "ignore_index_7": (("none", "mean"), index_case(logits(5, 3), np.array([7, 0, 7, 2, 1]), ignore_index=7)),
+            "probs_ignore_index_-5": (("mean",), probability_case(logits(6, 4), probabilities(6, 4), ignore_index=-5)),
+            # Probabilities are not checked: any values, here of mixed signs.
+            "probs_unnormalised": (("sum",), probability_case(logits(6, 4), 3 * rng.standard_normal((6, 4)))),
+            "probs_unbatched_weight": (("none", "mean"), probability_case(logits(4), probabilities(4, axis=0), True)),
+        },
+    ),
+    *with_reductions(
+        "nll_loss",
+        {
+            "ignore_index_-1": (
+                ("mean",),
+                weighted_index_case(logits(5, 3), np.array([-1, 0, 2, -1, 1]), ignore_index=-1),
+            ),
+            "2d": (("none", "mean"), index_case(logits(6, 4), indices(6, 4))),
+            "unbatched_weight": (("none", "mean"), weighted_index_case(logits(5), np.array(2))),
+            "3d_weight": (("mean",), weighted_index_case(logits(3, 4, 5), indices((3, 5), 4))),
+            # Any input, not only log-probabilities (positive values give negative losses).
+            "positive_input": (("mean",), index_case(np.abs(logits(6, 4)), indices(6, 4))),
+        },
+    ),
 ]
 
 ROW_1E9 = np.array([[1e9, -1e9, 0.0, 1e9], [-1e9, -1e9, -1e9, 5.0], [1e9, 1e9, 1e9, 1e9], [0.0, 1e-9, -1e9, 3.0]])
@@ -131,61 +149,106 @@ ALL = ("none", "mean", "sum")
 
 # Extreme inputs, compared with torch like every other case.
 EXTREMES = [
-    *with_reductions("cross_entropy", {
-        "logits_1e9": (("none",), index_case(ROW_1E9, np.array([0, 1, 2, 3]))),
-        "logits_1e9_weight_smoothing": (("none",), weighted_index_case(
-            ROW_1E9, np.array([1, 3, 2, 0]), label_smoothing=0.1)),
-        "probs_logits_1e9": (("none",), probability_case(ROW_1E9, probabilities(4, 4), True)),
-        # -inf logits away from the target: finite loss; at the target (last row): infinite loss.
-        "neg_inf_logits": (("mean",), index_case(ROW_INF, np.array([1, 0, 0]))),
-        # With smoothing every -inf logit makes the loss infinite; the gradient stays finite.
-        "neg_inf_logits_smoothing": (("none",), weighted_index_case(
-            ROW_INF, np.array([1, 0, 3]), label_smoothing=0.2)),
-        # A zero class weight against an -inf logit: 0 * -inf = NaN in the smoothing term, finite gradient.
-        "neg_inf_logits_zero_weight_smoothing": (("none",), dict(
-            arrays=dict(input=ROW_INF, target=np.array([1, 0, 3]), weight=ZERO_WEIGHT[::-1].copy()),
-            options=dict(label_smoothing=0.2), grad=("input",))),
-        # p = 0 against an -inf logit: 0 * -inf = NaN, as in torch; gradients as torch's.
-        "probs_neg_inf_logits": (("none",), probability_case(
-            ROW_INF, np.array([[0, 0.5, 0.5, 0], [1, 0, 0, 0], [0, 0, 0, 1.0]]))),
-        "pos_inf_logit": (("mean",), index_case(np.array([[INF, 0.0, 1.0], [0.0, 1.0, 2.0]]), np.array([0, 1]))),
-        "all_ignored": (("mean",), index_case(logits(4, 3), np.full(4, -100))),
-        "all_ignored_weight_smoothing": (ALL, weighted_index_case(
-            logits(4, 3), np.full(4, 2), ignore_index=2, label_smoothing=0.3)),
-        "all_ignored_4d": (("mean",), weighted_index_case(logits(2, 3, 2, 2), np.full((2, 2, 2), -100))),
-        # Every kept target has weight 0: NaN value and, as torch's backward divides by it, NaN gradient.
-        "zero_total_weight": (("mean",), dict(
-            arrays=dict(input=logits(4, 4), target=np.array([0, 1, -100, 1]), weight=ZERO_WEIGHT),
-            grad=("input",))),
-        "zero_total_weight_smoothing": (("mean",), dict(
-            arrays=dict(input=logits(4, 4), target=np.array([0, -100, 1, 1]), weight=ZERO_WEIGHT),
-            options=dict(label_smoothing=0.1), grad=("input",))),
-        "empty": (("mean", "sum"), index_case(logits(0, 4), np.zeros(0, int))),
-        "empty_weight_smoothing": (("mean",), weighted_index_case(
-            logits(0, 4), np.zeros(0, int), label_smoothing=0.1)),
-        "empty_4d": (("mean",), index_case(logits(2, 3, 0, 4), np.zeros((2, 0, 4), int))),
-        "probs_empty": (("mean",), probability_case(logits(0, 4), np.zeros((0, 4)), True)),
-        # No classes at all: every target must be ignored; probabilities are empty.
-        "no_classes_ignored": (("mean",), index_case(logits(3, 0), np.full(3, -100))),
-        "no_classes_ignored_smoothing": (("none",), index_case(
-            logits(3, 0), np.full(3, -100), label_smoothing=0.1)),
-        "probs_no_classes": (("mean",), probability_case(logits(3, 0), np.zeros((3, 0)))),
-    }),
-    *with_reductions("nll_loss", {
-        "log_probs_neg_inf": (("none",), weighted_index_case(
-            np.array([[-INF, -1.0, -2.0], [-0.5, -INF, -3.0]]), np.array([0, 2]))),
-        # -inf times a zero class weight: NaN, as in torch.
-        "log_probs_neg_inf_zero_weight": (("mean",), dict(
-            arrays=dict(input=np.array([[-INF, -1.0, -2.0], [-0.5, -1.0, -3.0]]), target=np.array([0, 2]),
-                        weight=np.array([0.0, 1.0, 2.0])),
-            grad=("input",))),
-        "all_ignored": (("mean",), weighted_index_case(logits(4, 3), np.full(4, -100))),
-        "zero_total_weight": (("mean",), dict(
-            arrays=dict(input=logits(4, 4), target=np.array([0, 1, -100, 1]), weight=ZERO_WEIGHT),
-            grad=("input",))),
-        "empty": (("mean",), weighted_index_case(logits(0, 4), np.zeros(0, int))),
-        "empty_4d": (("none",), index_case(logits(2, 3, 4, 0), np.zeros((2, 4, 0), int))),
-    }),
+    *with_reductions(
+        "cross_entropy",
+        {
+            "logits_1e9": (("none",), index_case(ROW_1E9, np.array([0, 1, 2, 3]))),
+            "logits_1e9_weight_smoothing": (
+                ("none",),
+                weighted_index_case(ROW_1E9, np.array([1, 3, 2, 0]), label_smoothing=0.1),
+            ),
+            "probs_logits_1e9": (("none",), probability_case(ROW_1E9, probabilities(4, 4), True)),
+            # -inf logits away from the target: finite loss; at the target (last row): infinite loss.
+            "neg_inf_logits": (("mean",), index_case(ROW_INF, np.array([1, 0, 0]))),
+            # With smoothing every -inf logit makes the loss infinite; the gradient stays finite.
+            "neg_inf_logits_smoothing": (
+                ("none",),
+                weighted_index_case(ROW_INF, np.array([1, 0, 3]), label_smoothing=0.2),
+            ),
+            # A zero class weight against an -inf logit: 0 * -inf = NaN in the smoothing term, finite gradient.
+            "neg_inf_logits_zero_weight_smoothing": (
+                ("none",),
+                dict(
+                    arrays=dict(input=ROW_INF, target=np.array([1, 0, 3]), weight=ZERO_WEIGHT[::-1].copy()),
+                    options=dict(label_smoothing=0.2),
+                    grad=("input",),
+                ),
+            ),
+            # p = 0 against an -inf logit: 0 * -inf = NaN, as in torch; gradients as torch's.
+            "probs_neg_inf_logits": (
+                ("none",),
+                probability_case(ROW_INF, np.array([[0, 0.5, 0.5, 0], [1, 0, 0, 0], [0, 0, 0, 1.0]])),
+            ),
+            "pos_inf_logit": (("mean",), index_case(np.array([[INF, 0.0, 1.0], [0.0, 1.0, 2.0]]), np.array([0, 1]))),
+            "all_ignored": (("mean",), index_case(logits(4, 3), np.full(4, -100))),
+            "all_ignored_weight_smoothing": (
+                ALL,
+                weighted_index_case(logits(4, 3), np.full(4, 2), ignore_index=2, label_smoothing=0.3),
+            ),
+            "all_ignored_4d": (("mean",), weighted_index_case(logits(2, 3, 2, 2), np.full((2, 2, 2), -100))),
+            # Every kept target has weight 0: NaN value and, as torch's backward divides by it, NaN gradient.
+            "zero_total_weight": (
+                ("mean",),
+                dict(
+                    arrays=dict(input=logits(4, 4), target=np.array([0, 1, -100, 1]), weight=ZERO_WEIGHT),
+                    grad=("input",),
+                ),
+            ),
+            "zero_total_weight_smoothing": (
+                ("mean",),
+                dict(
+                    arrays=dict(input=logits(4, 4), target=np.array([0, -100, 1, 1]), weight=ZERO_WEIGHT),
+                    options=dict(label_smoothing=0.1),
+                    grad=("input",),
+                ),
+            ),
+            "empty": (("mean", "sum"), index_case(logits(0, 4), np.zeros(0, int))),
+            "empty_weight_smoothing": (
+                ("mean",),
+                weighted_index_case(logits(0, 4), np.zeros(0, int), label_smoothing=0.1),
+            ),
+            "empty_4d": (("mean",), index_case(logits(2, 3, 0, 4), np.zeros((2, 0, 4), int))),
+            "probs_empty": (("mean",), probability_case(logits(0, 4), np.zeros((0, 4)), True)),
+            # No classes at all: every target must be ignored; probabilities are empty.
+            "no_classes_ignored": (("mean",), index_case(logits(3, 0), np.full(3, -100))),
+            "no_classes_ignored_smoothing": (
+                ("none",),
+                index_case(logits(3, 0), np.full(3, -100), label_smoothing=0.1),
+            ),
+            "probs_no_classes": (("mean",), probability_case(logits(3, 0), np.zeros((3, 0)))),
+        },
+    ),
+    *with_reductions(
+        "nll_loss",
+        {
+            "log_probs_neg_inf": (
+                ("none",),
+                weighted_index_case(np.array([[-INF, -1.0, -2.0], [-0.5, -INF, -3.0]]), np.array([0, 2])),
+            ),
+            # -inf times a zero class weight: NaN, as in torch.
+            "log_probs_neg_inf_zero_weight": (
+                ("mean",),
+                dict(
+                    arrays=dict(
+                        input=np.array([[-INF, -1.0, -2.0], [-0.5, -1.0, -3.0]]),
+                        target=np.array([0, 2]),
+                        weight=np.array([0.0, 1.0, 2.0]),
+                    ),
+                    grad=("input",),
+                ),
+            ),
+            "all_ignored": (("mean",), weighted_index_case(logits(4, 3), np.full(4, -100))),
+            "zero_total_weight": (
+                ("mean",),
+                dict(
+                    arrays=dict(input=logits(4, 4), target=np.array([0, 1, -100, 1]), weight=ZERO_WEIGHT),
+                    grad=("input",),
+                ),
+            ),
+            "empty": (("mean",), weighted_index_case(logits(0, 4), np.zeros(0, int))),
+            "empty_4d": (("none",), index_case(logits(2, 3, 4, 0), np.zeros((2, 4, 0), int))),
+        },
+    ),
 ]
 
 
@@ -212,8 +275,12 @@ def test_extreme_parity(case, mode):
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
 @pytest.mark.parametrize(
     "case",
-    [c for c in GRID if c.id.endswith("-mean") and c.id.split("-")[1] in (
-        "2d_weight_ignore_smoothing", "probs_4d_weight_smoothing", "4d_weight_ignore")],
+    [
+        c
+        for c in GRID
+        if c.id.endswith("-mean")
+        and c.id.split("-")[1] in ("2d_weight_ignore_smoothing", "probs_4d_weight_smoothing", "4d_weight_ignore")
+    ],
     ids=str,
 )
 def test_low_precision(case, dtype):
@@ -223,9 +290,7 @@ def test_low_precision(case, dtype):
 def moved_case(case, axis):
     """`case` with the class axis of `input` (and of a probability `target`) moved from 1 to `axis`."""
     ndim = case.arrays["input"].ndim
-    arrays = {
-        name: np.moveaxis(value, 1, axis) if value.ndim == ndim else value for name, value in case.arrays.items()
-    }
+    arrays = {name: np.moveaxis(value, 1, axis) if value.ndim == ndim else value for name, value in case.arrays.items()}
     return dataclasses.replace(case, arrays=arrays, jax_options={"axis": axis})
 
 
@@ -269,7 +334,9 @@ def test_any_integer_target_dtype(loss, dtype):
     x, t, w = logits(6, 4).astype(np.float32), indices(6, 4), class_weight(4).astype(np.float32)
     for weight in (None, w):
         expected = getattr(torch.nn.functional, loss)(
-            torch.tensor(x), torch.tensor(t), weight=None if weight is None else torch.tensor(weight),
+            torch.tensor(x),
+            torch.tensor(t),
+            weight=None if weight is None else torch.tensor(weight),
             reduction="none",
         )
         value = getattr(F, loss)(jnp.asarray(x), jnp.asarray(t.astype(dtype)), weight=weight, reduction="none")
@@ -285,15 +352,22 @@ def test_ignore_index_beyond_the_target_dtype():
     t = np.array([0, 1, 2, 1, 0])
     expected = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t))
     np.testing.assert_allclose(F.cross_entropy(x, jnp.asarray(t.astype(np.uint8))), expected, rtol=2e-6)
-    np.testing.assert_allclose(F.nll_loss(x, jnp.asarray(t, jnp.int32), ignore_index=2**40),
-                               torch.nn.functional.nll_loss(torch.tensor(x), torch.tensor(t), ignore_index=2**40),
-                               rtol=2e-6)
+    np.testing.assert_allclose(
+        F.nll_loss(x, jnp.asarray(t, jnp.int32), ignore_index=2**40),
+        torch.nn.functional.nll_loss(torch.tensor(x), torch.tensor(t), ignore_index=2**40),
+        rtol=2e-6,
+    )
 
 
 @pytest.mark.parametrize(
     "input_dtype, target_dtype, weight_dtype",
-    [(np.float64, np.float32, None), (np.float32, np.float64, None), (np.float32, np.float32, np.float64),
-     (np.float64, np.float64, np.float32), (np.float32, np.float32, np.int32)],
+    [
+        (np.float64, np.float32, None),
+        (np.float32, np.float64, None),
+        (np.float32, np.float32, np.float64),
+        (np.float64, np.float64, np.float32),
+        (np.float32, np.float32, np.int32),
+    ],
 )
 def test_probability_targets_promote_dtypes_like_torch(input_dtype, target_dtype, weight_dtype):
     x, p, w = logits(6, 4), probabilities(6, 4), 3 * class_weight(4)  # truncated for int32
@@ -303,8 +377,10 @@ def test_probability_targets_promote_dtypes_like_torch(input_dtype, target_dtype
     )
     with jax.enable_x64(True):
         value = F.cross_entropy(
-            jnp.asarray(x.astype(input_dtype)), jnp.asarray(p.astype(target_dtype)),
-            weight=None if weight_dtype is None else jnp.asarray(w.astype(weight_dtype)), label_smoothing=0.1,
+            jnp.asarray(x.astype(input_dtype)),
+            jnp.asarray(p.astype(target_dtype)),
+            weight=None if weight_dtype is None else jnp.asarray(w.astype(weight_dtype)),
+            label_smoothing=0.1,
         )
         assert value.dtype == np.dtype(str(expected.dtype).removeprefix("torch."))
         np.testing.assert_allclose(value, expected, rtol=1e-6)
@@ -316,12 +392,15 @@ def test_vmap():
     w = class_weight(4).astype(np.float32)
     loss = lambda x, t: F.cross_entropy(x, t, weight=w, label_smoothing=0.1)  # noqa: E731
     batched = jax.vmap(loss)(x, t)
-    expected = [torch.nn.functional.cross_entropy(torch.tensor(x[i]), torch.tensor(t[i]), weight=torch.tensor(w),
-                                                  label_smoothing=0.1) for i in range(3)]
+    expected = [
+        torch.nn.functional.cross_entropy(
+            torch.tensor(x[i]), torch.tensor(t[i]), weight=torch.tensor(w), label_smoothing=0.1
+        )
+        for i in range(3)
+    ]
     np.testing.assert_allclose(batched, np.array(expected), rtol=2e-6)
     grads = jax.vmap(jax.grad(lambda x, t: F.nll_loss(x, t, reduction="sum")))(x, t)
-    np.testing.assert_allclose(grads, np.stack([jax.grad(F.nll_loss)(x[i], t[i], reduction="sum")
-                                                for i in range(3)]))
+    np.testing.assert_allclose(grads, np.stack([jax.grad(F.nll_loss)(x[i], t[i], reduction="sum") for i in range(3)]))
 
 
 X = jnp.asarray(logits(5, 3), jnp.float32)
@@ -335,8 +414,9 @@ def test_bad_input(loss):
     check_raises(lambda: fn(X.astype(jnp.int32), T), TypeError, "`input` must be a floating-point array")
     check_raises(lambda: fn(X, T[:4]), ValueError, r"`target` of class indices must have shape \(5,\)")
     check_raises(lambda: fn(X, T[:, None]), ValueError, r"must have shape \(5,\)")
-    check_raises(lambda: fn(jnp.ones((2, 3, 4, 5)), jnp.zeros((2, 4, 6), int)), ValueError,
-                 r"must have shape \(2, 4, 5\)")
+    check_raises(
+        lambda: fn(jnp.ones((2, 3, 4, 5)), jnp.zeros((2, 4, 6), int)), ValueError, r"must have shape \(2, 4, 5\)"
+    )
     check_raises(lambda: fn(jnp.ones((2, 3, 4, 5)), jnp.zeros((2, 4), int)), ValueError, "must have shape")
     check_raises(lambda: fn(X, T > 0), TypeError, "`target` must be an integer array")
     check_raises(lambda: fn(X, T.astype(jnp.float32)), TypeError, "`target` must be an integer array")
@@ -353,14 +433,20 @@ def test_bad_input(loss):
 
 def test_weight_dtype_must_match_input_under_x64():
     with jax.enable_x64(True):
-        check_raises(lambda: F.cross_entropy(X.astype(jnp.float64), T, weight=jnp.ones(3, jnp.float32)),
-                     TypeError, r"`weight` must have the dtype of `input` \(float64\); got float32")
+        check_raises(
+            lambda: F.cross_entropy(X.astype(jnp.float64), T, weight=jnp.ones(3, jnp.float32)),
+            TypeError,
+            r"`weight` must have the dtype of `input` \(float64\); got float32",
+        )
 
 
 def test_bad_cross_entropy_target_and_options():
     ce = F.cross_entropy
-    check_raises(lambda: ce(X, jnp.ones((5, 4))), ValueError,
-                 r"`target` must be class indices of shape \(5,\) or class probabilities")
+    check_raises(
+        lambda: ce(X, jnp.ones((5, 4))),
+        ValueError,
+        r"`target` must be class indices of shape \(5,\) or class probabilities",
+    )
     check_raises(lambda: ce(X, jnp.ones((5, 3), jnp.int32)), TypeError, "holds class probabilities and must be")
     check_raises(lambda: ce(X, X > 0), TypeError, "holds class probabilities and must be floating-point")
     check_raises(lambda: ce(X, T, label_smoothing=1.5), ValueError, "`label_smoothing` must be at most 1.0")

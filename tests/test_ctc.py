@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 import torch
+from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
-from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 rng = np.random.default_rng(0)
 
@@ -24,7 +24,7 @@ def random_log_probs(steps, batch, classes, scale=1.0):
 
 def concatenate(targets: np.ndarray, target_lengths: np.ndarray) -> np.ndarray:
     """Padded (N, S) targets as torch's 1-D concatenated layout."""
-    return np.concatenate([row[:length] for row, length in zip(targets, target_lengths)]).astype(np.int64)
+    return np.concatenate([row[:length] for row, length in zip(targets, target_lengths, strict=True)]).astype(np.int64)
 
 
 def ctc_arrays(log_probs, targets, input_lengths, target_lengths):
@@ -38,18 +38,20 @@ def ctc_arrays(log_probs, targets, input_lengths, target_lengths):
 
 # One batch that holds the situations of interest, one per row (S = 4, T = 8, C = 5). Padding holds -1 and
 # out-of-range labels: torch never reads it, nor does jaxloss.
-MIXED_TARGETS = np.array([
-    [1, 2, 2, 3],    # repeated labels need a blank between them: "1223" takes 5 frames of the 8
-    [3, 3, 3, -1],   # "333" takes exactly 5 frames: one alignment
-    [3, 3, 3, 9],    # ... and cannot align to 4: +inf (NaN gradient unless zero_infinity)
-    [2, -1, 9, 9],   # empty target: -sum of log p(blank)
-    [4, 1, 0, 4],    # the blank index inside a target
-    [1, 2, 0, 0],    # no frames, empty target: 0
-    [1, 2, 0, 0],    # no frames, non-empty target: +inf, but no frame to get a gradient
-    [2, 0, 0, 0],    # a single frame for a single label
-    [2, 2, 0, 0],    # ... and for a repeat: +inf
-    [4, 2, 1, 3],    # full input, all different
-])
+MIXED_TARGETS = np.array(
+    [
+        [1, 2, 2, 3],  # repeated labels need a blank between them: "1223" takes 5 frames of the 8
+        [3, 3, 3, -1],  # "333" takes exactly 5 frames: one alignment
+        [3, 3, 3, 9],  # ... and cannot align to 4: +inf (NaN gradient unless zero_infinity)
+        [2, -1, 9, 9],  # empty target: -sum of log p(blank)
+        [4, 1, 0, 4],  # the blank index inside a target
+        [1, 2, 0, 0],  # no frames, empty target: 0
+        [1, 2, 0, 0],  # no frames, non-empty target: +inf, but no frame to get a gradient
+        [2, 0, 0, 0],  # a single frame for a single label
+        [2, 2, 0, 0],  # ... and for a repeat: +inf
+        [4, 2, 1, 3],  # full input, all different
+    ]
+)
 MIXED_INPUT_LENGTHS = np.array([8, 5, 4, 8, 6, 0, 0, 1, 1, 8])
 MIXED_TARGET_LENGTHS = np.array([4, 3, 3, 0, 4, 0, 2, 1, 2, 4])
 
@@ -57,7 +59,9 @@ MIXED_TARGET_LENGTHS = np.array([4, 3, 3, 0, 4, 0, 2, 1, 2, 4])
 def mixed(log_probs=None, **changes):
     arrays = ctc_arrays(
         random_log_probs(8, 10, 5) if log_probs is None else log_probs,
-        MIXED_TARGETS, MIXED_INPUT_LENGTHS, MIXED_TARGET_LENGTHS,
+        MIXED_TARGETS,
+        MIXED_INPUT_LENGTHS,
+        MIXED_TARGET_LENGTHS,
     )
     return {**arrays, **changes}
 
@@ -77,7 +81,9 @@ def extreme_log_probs():
 def ctc_variants():
     """(variant fields, reductions) by name."""
     unbatched = dict(
-        log_probs=random_log_probs(8, 1, 5)[:, 0], targets=MIXED_TARGETS[0], input_lengths=np.array(8),
+        log_probs=random_log_probs(8, 1, 5)[:, 0],
+        targets=MIXED_TARGETS[0],
+        input_lengths=np.array(8),
         target_lengths=np.array(4),
     )
     extreme = extreme_log_probs()
@@ -87,30 +93,45 @@ def ctc_variants():
         "mixed": (dict(arrays=mixed()), ("none", "mean")),  # 'sum': extreme_zero_infinity below
         # Lengths as a list and a tuple, as torch accepts them.
         "mixed_zero_infinity_list_lengths": (
-            dict(arrays=dict(log_probs=mixed()["log_probs"], targets=MIXED_TARGETS),
-                 options=dict(input_lengths=MIXED_INPUT_LENGTHS.tolist(),
-                              target_lengths=tuple(MIXED_TARGET_LENGTHS.tolist()), zero_infinity=True)),
+            dict(
+                arrays=dict(log_probs=mixed()["log_probs"], targets=MIXED_TARGETS),
+                options=dict(
+                    input_lengths=MIXED_INPUT_LENGTHS.tolist(),
+                    target_lengths=tuple(MIXED_TARGET_LENGTHS.tolist()),
+                    zero_infinity=True,
+                ),
+            ),
             ("mean",),
         ),
         "mixed_concatenated": (
-            dict(arrays=mixed(targets=concatenate(MIXED_TARGETS, MIXED_TARGET_LENGTHS)),
-                 options=dict(zero_infinity=True)),
+            dict(
+                arrays=mixed(targets=concatenate(MIXED_TARGETS, MIXED_TARGET_LENGTHS)), options=dict(zero_infinity=True)
+            ),
             none,
         ),
         # blank=3: rows 0-2 end with the blank index (torch drops a term of the last frame's gradient there).
         # Floating targets are truncated to integers, as torch does; log_probs are not checked to be normalised.
         "blank3_float_targets_not_normalised": (
-            dict(arrays=mixed(random_log_probs(8, 10, 5) + 1.0, targets=MIXED_TARGETS + 0.75),
-                 options=dict(blank=3, zero_infinity=True)),
+            dict(
+                arrays=mixed(random_log_probs(8, 10, 5) + 1.0, targets=MIXED_TARGETS + 0.75),
+                options=dict(blank=3, zero_infinity=True),
+            ),
             none,
         ),
         "all_targets_empty": (
-            dict(arrays=mixed(targets=np.zeros(0, np.int64), target_lengths=np.zeros(10, np.int64))), ("mean",)
+            dict(arrays=mixed(targets=np.zeros(0, np.int64), target_lengths=np.zeros(10, np.int64))),
+            ("mean",),
         ),
         "unbatched": (dict(arrays=unbatched), ("mean",)),
         "unbatched_padded": (
-            dict(arrays={**unbatched, "targets": MIXED_TARGETS[:1], "input_lengths": np.array([7]),
-                         "target_lengths": np.array([3])}),
+            dict(
+                arrays={
+                    **unbatched,
+                    "targets": MIXED_TARGETS[:1],
+                    "input_lengths": np.array([7]),
+                    "target_lengths": np.array([3]),
+                }
+            ),
             none,
         ),
         "batch1_scalar_lengths": (
@@ -122,8 +143,11 @@ def ctc_variants():
         # is ~2e-6: torch's gradient is no more accurate than that either (the two differ by ~3e-7).
         "extreme": (dict(arrays=mixed(extreme), tolerance={np.float64: dict(rtol=1e-6, atol=1e-6)}), none),
         "extreme_zero_infinity": (
-            dict(arrays=mixed(extreme), options=dict(zero_infinity=True),
-                 tolerance={np.float64: dict(rtol=1e-6, atol=1e-6)}),
+            dict(
+                arrays=mixed(extreme),
+                options=dict(zero_infinity=True),
+                tolerance={np.float64: dict(rtol=1e-6, atol=1e-6)},
+            ),
             ("sum",),
         ),
     }
@@ -144,7 +168,9 @@ def test_parity(case, dtype, mode):
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", [c for c in CASES if c.id == "ctc_loss-mixed_zero_infinity_list_lengths-mean"], ids=str)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.id == "ctc_loss-mixed_zero_infinity_list_lengths-mean"], ids=str
+)
 def test_low_precision(case, dtype):
     check_low_precision(case, dtype)
 
@@ -283,8 +309,9 @@ BAD_VALUES = {
 def test_bad_values_raise_eagerly_and_give_nan_under_jit(name):
     """Checks on the data, which torch raises for: eager ValueError, NaN under jit."""
     changes, message = BAD_VALUES[name]
-    arguments = dict(log_probs=LOG_PROBS, targets=TARGETS, input_lengths=INPUT_LENGTHS,
-                     target_lengths=TARGET_LENGTHS) | changes
+    arguments = (
+        dict(log_probs=LOG_PROBS, targets=TARGETS, input_lengths=INPUT_LENGTHS, target_lengths=TARGET_LENGTHS) | changes
+    )
     with pytest.raises(RuntimeError):  # torch refuses these too
         torch.nn.functional.ctc_loss(*(torch.as_tensor(np.asarray(value)) for value in arguments.values()))
     with pytest.raises(ValueError, match=message):
@@ -304,6 +331,9 @@ def test_labels_out_of_range_raise_eagerly_and_give_nan_under_jit(label):
     targets[1, 1] = label
     with pytest.raises(ValueError, match=r"`targets` must hold class indices in \[0, 5\)"):
         call(targets=targets)()
-    losses = np.asarray(jax.jit(F.ctc_loss, static_argnames="reduction")(
-        LOG_PROBS, targets, INPUT_LENGTHS, TARGET_LENGTHS, reduction="none"))
+    losses = np.asarray(
+        jax.jit(F.ctc_loss, static_argnames="reduction")(
+            LOG_PROBS, targets, INPUT_LENGTHS, TARGET_LENGTHS, reduction="none"
+        )
+    )
     assert np.isnan(losses[1]) and not np.isnan(np.delete(losses, 1)).any()

@@ -18,8 +18,14 @@ import tarfile
 import numpy as np
 import pytest
 
-from experiments.datasets import (CIFAR10_DIR_ENV, ImageDataset, load_cifar10_tfds, load_cifar10_torchvision,
-                              load_dataset, load_digits_32x32)
+from experiments.datasets import (
+    CIFAR10_DIR_ENV,
+    ImageDataset,
+    load_cifar10_tfds,
+    load_cifar10_torchvision,
+    load_dataset,
+    load_digits_32x32,
+)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_SIZES = (3, 2, 4, 1, 2)  # images in data_batch_1 ... data_batch_5
@@ -64,8 +70,9 @@ def _python2_opcodes(value) -> bytes:
     if isinstance(value, dict):
         return b"}(" + b"".join(_python2_opcodes(k) + _python2_opcodes(v) for k, v in value.items()) + b"u"
     if isinstance(value, list):  # appended in chunks of 1000 items, as cPickle does
-        return b"]" + b"".join(b"(" + b"".join(map(_python2_opcodes, value[i:i + 1000])) + b"e"
-                               for i in range(0, len(value), 1000))
+        return b"]" + b"".join(
+            b"(" + b"".join(map(_python2_opcodes, value[i : i + 1000])) + b"e" for i in range(0, len(value), 1000)
+        )
     if isinstance(value, str):
         return _python2_str(value.encode("latin1"))
     if isinstance(value, int):
@@ -73,11 +80,26 @@ def _python2_opcodes(value) -> bytes:
     assert isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim == 2
     shape = b"".join(map(_python2_int, value.shape)) + b"\x86"  # TUPLE2
     # numpy.dtype('u1', 0, 1), then its state (3, '|', None, None, None, -1, -1, 0)
-    dtype = (b"cnumpy\ndtype\n" + _python2_str(b"u1") + b"K\x00K\x01\x87R"
-             + b"(K\x03" + _python2_str(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + _python2_str(b"u1")
+        + b"K\x00K\x01\x87R"
+        + b"(K\x03"
+        + _python2_str(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
     # _reconstruct(ndarray, (0,), 'b'), then its state (1, shape, dtype, Fortran order False, data)
-    return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _python2_str(b"b") + b"\x87R"
-            + b"(K\x01" + shape + dtype + b"\x89" + _python2_str(value.tobytes()) + b"tb")
+    return (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85"
+        + _python2_str(b"b")
+        + b"\x87R"
+        + b"(K\x01"
+        + shape
+        + dtype
+        + b"\x89"
+        + _python2_str(value.tobytes())
+        + b"tb"
+    )
 
 
 PICKLE_FORMATS = {
@@ -89,8 +111,10 @@ PICKLE_FORMATS = {
 
 def _bytes_keys(entry: dict) -> dict:
     """`entry` as ``pickle.load(file, encoding='bytes')`` reads CIFAR-10's files (CIFAR-10's web page does)."""
-    return {key.encode(): [name.encode() for name in value] if key == "label_names" else value
-            for key, value in entry.items()}
+    return {
+        key.encode(): [name.encode() for name in value] if key == "label_names" else value
+        for key, value in entry.items()
+    }
 
 
 def write_torchvision_files(root, *, pickle_format: str = "python2", seed: int = 0) -> TorchvisionFiles:
@@ -103,14 +127,18 @@ def write_torchvision_files(root, *, pickle_format: str = "python2", seed: int =
     rng = np.random.default_rng(seed)
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
-    sizes = dict(zip([f"data_batch_{i}" for i in range(1, 6)], TRAIN_SIZES)) | {"test_batch": TEST_SIZE}
+    sizes = dict(zip([f"data_batch_{i}" for i in range(1, 6)], TRAIN_SIZES, strict=True)) | {"test_batch": TEST_SIZE}
     batches = {}
     for name, size in sizes.items():
         data = rng.integers(0, 256, (size, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size).tolist()
         batches[name] = (data, labels)
-        entry = {"batch_label": f"{name} of a test", "labels": labels, "data": data,
-                 "filenames": [f"{name}_{i}.png" for i in range(size)]}
+        entry = {
+            "batch_label": f"{name} of a test",
+            "labels": labels,
+            "data": data,
+            "filenames": [f"{name}_{i}.png" for i in range(size)],
+        }
         (folder / name).write_bytes(dump(entry))
     meta = {"num_cases_per_batch": 10000, "label_names": list(CIFAR10_CLASSES), "num_vis": 3072}
     (folder / "batches.meta").write_bytes(dump(meta))
@@ -142,8 +170,16 @@ def check_torchvision_dataset(dataset: ImageDataset, files: TorchvisionFiles) ->
     # The same, pixel by pixel from the format's definition: value (row y, column x) of colour plane c of image k
     # is data[k, 1024 * c + 32 * y + x].
     data = np.vstack([d for d, _ in train])
-    for k, y, x, c in [(0, 0, 0, 0), (0, 0, 1, 0), (0, 1, 0, 0), (0, 0, 0, 1), (0, 0, 0, 2), (5, 17, 3, 2),
-                       (11, 31, 31, 2), (7, 30, 2, 1)]:
+    for k, y, x, c in [
+        (0, 0, 0, 0),
+        (0, 0, 1, 0),
+        (0, 1, 0, 0),
+        (0, 0, 0, 1),
+        (0, 0, 0, 2),
+        (5, 17, 3, 2),
+        (11, 31, 31, 2),
+        (7, 30, 2, 1),
+    ]:
         assert dataset.train_images[k, y, x, c] == data[k, 1024 * c + 32 * y + x]
 
 
@@ -158,8 +194,9 @@ def test_torchvision_folder(tmp_path, pickle_format):
 def test_python2_pickle_reads_as_torchvision_reads_it(tmp_path):
     """The test's Python 2 pickles read back with torchvision's own call, ``pickle.load(f, encoding="latin1")``."""
     data = np.arange(2 * 3072).astype(np.uint8).reshape(2, 3072)
-    entry = pickle.loads(python2_pickle({"data": data, "labels": [1, 300, 70000], "batch_label": "x" * 300}),
-                         encoding="latin1")
+    entry = pickle.loads(
+        python2_pickle({"data": data, "labels": [1, 300, 70000], "batch_label": "x" * 300}), encoding="latin1"
+    )
     np.testing.assert_array_equal(entry["data"], data)
     assert entry["labels"] == [1, 300, 70000] and entry["batch_label"] == "x" * 300
 
@@ -186,25 +223,59 @@ class _RunsCode:
         return (os.getpid, ())
 
 
-@pytest.mark.parametrize("damage, error, message", [
-    (lambda folder: (folder / "data_batch_3").unlink(), FileNotFoundError, "data_batch_3 is missing"),
-    (lambda folder: _rewrite(folder / "data_batch_2", lambda e: e.pop("data")), ValueError,
-     "data_batch_2 has no 'data'"),
-    (lambda folder: _rewrite(folder / "test_batch", lambda e: e.update(data=e["data"][:, :3000])), ValueError,
-     "test_batch's 'data' must be a uint8 array of shape (n, 3072); got uint8 (3, 3000)"),
-    (lambda folder: _rewrite(folder / "test_batch", lambda e: e.update(data=e["data"].astype(np.int64))),
-     ValueError, "test_batch's 'data' must be a uint8 array"),
-    (lambda folder: _rewrite(folder / "data_batch_1", lambda e: e.update(labels=e["labels"][:-1])), ValueError,
-     "data_batch_1's 'labels' must be 3 integers"),
-    (lambda folder: _rewrite(folder / "data_batch_4", lambda e: e.update(labels=[10])), ValueError,
-     "data_batch_4's 'labels' must be in [0, 10)"),
-    (lambda folder: _rewrite(folder / "batches.meta", lambda e: e.pop("label_names")), ValueError,
-     "batches.meta has no 'label_names'"),
-    (lambda folder: (folder / "data_batch_5").write_bytes(pickle.dumps([1, 2])), ValueError, "must hold a dict"),
-    (lambda folder: (folder / "data_batch_5").write_bytes(pickle.dumps({"data": _RunsCode()})),
-     pickle.UnpicklingError, "posix.getpid is not allowed"),
-], ids=["missing_file", "missing_key", "wrong_shape", "wrong_dtype", "too_few_labels", "label_out_of_range",
-        "no_label_names", "not_a_dict", "code"])
+@pytest.mark.parametrize(
+    "damage, error, message",
+    [
+        (lambda folder: (folder / "data_batch_3").unlink(), FileNotFoundError, "data_batch_3 is missing"),
+        (
+            lambda folder: _rewrite(folder / "data_batch_2", lambda e: e.pop("data")),
+            ValueError,
+            "data_batch_2 has no 'data'",
+        ),
+        (
+            lambda folder: _rewrite(folder / "test_batch", lambda e: e.update(data=e["data"][:, :3000])),
+            ValueError,
+            "test_batch's 'data' must be a uint8 array of shape (n, 3072); got uint8 (3, 3000)",
+        ),
+        (
+            lambda folder: _rewrite(folder / "test_batch", lambda e: e.update(data=e["data"].astype(np.int64))),
+            ValueError,
+            "test_batch's 'data' must be a uint8 array",
+        ),
+        (
+            lambda folder: _rewrite(folder / "data_batch_1", lambda e: e.update(labels=e["labels"][:-1])),
+            ValueError,
+            "data_batch_1's 'labels' must be 3 integers",
+        ),
+        (
+            lambda folder: _rewrite(folder / "data_batch_4", lambda e: e.update(labels=[10])),
+            ValueError,
+            "data_batch_4's 'labels' must be in [0, 10)",
+        ),
+        (
+            lambda folder: _rewrite(folder / "batches.meta", lambda e: e.pop("label_names")),
+            ValueError,
+            "batches.meta has no 'label_names'",
+        ),
+        (lambda folder: (folder / "data_batch_5").write_bytes(pickle.dumps([1, 2])), ValueError, "must hold a dict"),
+        (
+            lambda folder: (folder / "data_batch_5").write_bytes(pickle.dumps({"data": _RunsCode()})),
+            pickle.UnpicklingError,
+            "posix.getpid is not allowed",
+        ),
+    ],
+    ids=[
+        "missing_file",
+        "missing_key",
+        "wrong_shape",
+        "wrong_dtype",
+        "too_few_labels",
+        "label_out_of_range",
+        "no_label_names",
+        "not_a_dict",
+        "code",
+    ],
+)
 def test_torchvision_bad_files(tmp_path, damage, error, message):
     write_torchvision_files(tmp_path)
     damage(tmp_path / "cifar-10-batches-py")
@@ -273,13 +344,16 @@ def tfds_data_dir(tmp_path_factory):
             return {split: self._examples(*arrays) for split, arrays in splits.items()}
 
         def _examples(self, images, labels):
-            for index, (image, label) in enumerate(zip(images, labels)):
+            for index, (image, label) in enumerate(zip(images, labels, strict=True)):
                 yield index, {"id": str(index), "image": _png(image), "label": int(label)}
 
     data_dir = tmp_path_factory.mktemp("tfds")
     TinyCifar10(data_dir=data_dir, file_format="array_record").download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False,  # no network
-                                                     compute_stats=tfds.download.ComputeStatsMode.SKIP))
+        download_config=tfds.download.DownloadConfig(
+            try_download_gcs=False,  # no network
+            compute_stats=tfds.download.ComputeStatsMode.SKIP,
+        )
+    )
     return data_dir, splits
 
 
@@ -361,9 +435,12 @@ def test_digits_is_deterministic(digits):
 
 
 def _arrays(num_train=4, num_test=2):
-    return dict(train_images=np.zeros((num_train, 32, 32, 3), np.uint8),
-                train_labels=np.arange(num_train, dtype=np.int32) % 2,
-                test_images=np.zeros((num_test, 32, 32, 3), np.uint8), test_labels=np.zeros(num_test, np.int32))
+    return dict(
+        train_images=np.zeros((num_train, 32, 32, 3), np.uint8),
+        train_labels=np.arange(num_train, dtype=np.int32) % 2,
+        test_images=np.zeros((num_test, 32, 32, 3), np.uint8),
+        test_labels=np.zeros(num_test, np.int32),
+    )
 
 
 def test_image_dataset_is_immutable():
@@ -378,14 +455,30 @@ def test_image_dataset_is_immutable():
     assert dataset.train_images[0, 0, 0, 0] == 1
 
 
-@pytest.mark.parametrize("change, error, message", [
-    (dict(train_images=np.zeros((4, 32, 32, 3), np.float32)), TypeError, "`train_images` must be a numpy uint8 array"),
-    (dict(test_labels=np.zeros(2, np.int64)), TypeError, "`test_labels` must be a numpy int32 array; got int64"),
-    (dict(train_images=np.zeros((4, 32, 32), np.uint8)), ValueError, "`train_images` must have shape (N, H, W, C)"),
-    (dict(test_labels=np.zeros(3, np.int32)), ValueError, "`test_labels` must have shape (2,)"),
-    (dict(train_labels=np.array([0, 1, 2, 0], np.int32)), ValueError, "`train_labels` must be class indices in [0, 2)"),
-    (dict(test_images=np.zeros((2, 28, 28, 3), np.uint8)), ValueError, "train and test images must have one (H, W, C)"),
-], ids=["float_images", "int64_labels", "rank3_images", "labels_length", "label_out_of_range", "image_shapes"])
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (
+            dict(train_images=np.zeros((4, 32, 32, 3), np.float32)),
+            TypeError,
+            "`train_images` must be a numpy uint8 array",
+        ),
+        (dict(test_labels=np.zeros(2, np.int64)), TypeError, "`test_labels` must be a numpy int32 array; got int64"),
+        (dict(train_images=np.zeros((4, 32, 32), np.uint8)), ValueError, "`train_images` must have shape (N, H, W, C)"),
+        (dict(test_labels=np.zeros(3, np.int32)), ValueError, "`test_labels` must have shape (2,)"),
+        (
+            dict(train_labels=np.array([0, 1, 2, 0], np.int32)),
+            ValueError,
+            "`train_labels` must be class indices in [0, 2)",
+        ),
+        (
+            dict(test_images=np.zeros((2, 28, 28, 3), np.uint8)),
+            ValueError,
+            "train and test images must have one (H, W, C)",
+        ),
+    ],
+    ids=["float_images", "int64_labels", "rank3_images", "labels_length", "label_out_of_range", "image_shapes"],
+)
 def test_image_dataset_checks(change, error, message):
     with pytest.raises(error, match=re.escape(message)):
         ImageDataset("toy", "Toy data.", ("a", "b"), **(_arrays() | change))
@@ -437,17 +530,20 @@ def test_load_dataset_tfds(name, tfds_data_dir, no_env, monkeypatch, tmp_path):
     monkeypatch.setenv(CIFAR10_DIR_ENV, str(tmp_path / "nowhere"))  # not consulted: tfds_data_dir is an argument
     dataset = load_dataset(name, tfds_data_dir=data_dir)
     assert dataset.name == "cifar10" and len(dataset.train_labels) == TFDS_TRAIN_SIZE
-    assert dataset.description.endswith("no directory of torchvision's files was named and tensorflow-datasets "
-                                        "has it prepared.")
+    assert dataset.description.endswith(
+        "no directory of torchvision's files was named and tensorflow-datasets has it prepared."
+    )
 
 
 def test_load_dataset_auto_falls_back_to_digits(no_env, tmp_path):
     pytest.importorskip("tensorflow_datasets")
     dataset = load_dataset("auto", tfds_data_dir=tmp_path)
     assert dataset.name == "digits"
-    assert f"Chosen because no CIFAR-10 was found. No directory of torchvision's CIFAR-10 files was named: set " \
-           f"${CIFAR10_DIR_ENV} or pass `cifar10_dir`. tensorflow-datasets has no prepared CIFAR-10 at " \
-           f"{tmp_path}" in dataset.description
+    assert (
+        f"Chosen because no CIFAR-10 was found. No directory of torchvision's CIFAR-10 files was named: set "
+        f"${CIFAR10_DIR_ENV} or pass `cifar10_dir`. tensorflow-datasets has no prepared CIFAR-10 at "
+        f"{tmp_path}" in dataset.description
+    )
     with pytest.raises(FileNotFoundError, match="tensorflow-datasets has no prepared CIFAR-10"):
         load_dataset("cifar10", tfds_data_dir=tmp_path)
 
@@ -460,24 +556,36 @@ def test_load_dataset_without_tensorflow_datasets(no_env, monkeypatch):
         load_dataset("cifar10")
 
 
-@pytest.mark.parametrize("arguments, error, message", [
-    (dict(name="cifar100"), ValueError, "`name` must be one of ('auto', 'cifar10', 'digits'); got 'cifar100'"),
-    (dict(name=None), TypeError, "`name` must be a string; got NoneType"),
-    (dict(name="cifar10", cifar10_dir="a", tfds_data_dir="b"), ValueError, "not both"),
-    (dict(name="digits", cifar10_dir="a"), ValueError, "name='digits' uses neither"),
-    (dict(name="digits", tfds_data_dir="b"), ValueError, "name='digits' uses neither"),
-], ids=["unknown_name", "name_not_str", "both_dirs", "digits_with_cifar10_dir", "digits_with_tfds_dir"])
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        (dict(name="cifar100"), ValueError, "`name` must be one of ('auto', 'cifar10', 'digits'); got 'cifar100'"),
+        (dict(name=None), TypeError, "`name` must be a string; got NoneType"),
+        (dict(name="cifar10", cifar10_dir="a", tfds_data_dir="b"), ValueError, "not both"),
+        (dict(name="digits", cifar10_dir="a"), ValueError, "name='digits' uses neither"),
+        (dict(name="digits", tfds_data_dir="b"), ValueError, "name='digits' uses neither"),
+    ],
+    ids=["unknown_name", "name_not_str", "both_dirs", "digits_with_cifar10_dir", "digits_with_tfds_dir"],
+)
 def test_load_dataset_bad_arguments(arguments, error, message):
     with pytest.raises(error, match=re.escape(message)):
         load_dataset(arguments["name"], **{key: value for key, value in arguments.items() if key != "name"})
 
 
 def test_importing_the_module_imports_no_loader_package():
-    code = ("import sys, experiments.datasets; "
-            "print(sorted(m for m in ('tensorflow_datasets', 'sklearn') if m in sys.modules))")
+    code = (
+        "import sys, experiments.datasets; "
+        "print(sorted(m for m in ('tensorflow_datasets', 'sklearn') if m in sys.modules))"
+    )
     repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": repository}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": repository},
+        timeout=120,
+    )
     assert result.stdout.strip() == "[]"
 
 

@@ -11,8 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import checkpointing, reporting, train
-from experiments import distributed
+from experiments import checkpointing, distributed, reporting, train
 from experiments.input_pipeline import IGNORE_INDEX, epoch_batches
 from tests.test_train import small_config
 
@@ -34,11 +33,14 @@ def test_a_mesh_needs_devices_that_exist(num_devices):
         distributed.data_mesh(num_devices)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ((None, 0, None), r"`num_processes` must be >= 1; got 0"),
-    (("localhost:1", 2, 2), r"`process_id` must be in \[0, num_processes = 2\); got 2"),
-    (("localhost:1", None, -1), r"`process_id` must be in .* got -1"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ((None, 0, None), r"`num_processes` must be >= 1; got 0"),
+        (("localhost:1", 2, 2), r"`process_id` must be in \[0, num_processes = 2\); got 2"),
+        (("localhost:1", None, -1), r"`process_id` must be in .* got -1"),
+    ],
+)
 def test_initialize_distributed_checks_its_arguments(arguments, message):
     with pytest.raises(ValueError, match=message):
         distributed.initialize_distributed(*arguments)
@@ -56,12 +58,15 @@ def test_process_shards_of_a_batch_make_up_the_batch():
     assert all(shard[-1]["label"].tolist() == [IGNORE_INDEX] * 2 for shard in shards[1:])
 
 
-@pytest.mark.parametrize("shard, error, message", [
-    ((1, 3), ValueError, r"`batch_size` 8 must be divisible by the shard count 3"),
-    ((2, 2), ValueError, r"`shard` index must be in \[0, 2\); got 2"),
-    ((0, 0), ValueError, r"`shard count` must be >= 1"),
-    (3, TypeError, r"`shard` must be a pair \(index, count\); got 3"),
-])
+@pytest.mark.parametrize(
+    "shard, error, message",
+    [
+        ((1, 3), ValueError, r"`batch_size` 8 must be divisible by the shard count 3"),
+        ((2, 2), ValueError, r"`shard` index must be in \[0, 2\); got 2"),
+        ((0, 0), ValueError, r"`shard count` must be >= 1"),
+        (3, TypeError, r"`shard` must be a pair \(index, count\); got 3"),
+    ],
+)
 def test_bad_shards_are_refused(shard, error, message):
     with pytest.raises(error, match=message):
         epoch_batches(np.zeros((4, 1)), np.zeros(4, np.int32), 8, shard=shard)
@@ -70,9 +75,13 @@ def test_bad_shards_are_refused(shard, error, message):
 def test_the_multidevice_tests_pass_on_four_simulated_devices():
     """tests/multidevice: 4-device runs equal 1-device runs (Tudui, losses with ignored shards, checkpoints)."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/multidevice"], cwd=REPO,
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/multidevice"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
 
@@ -90,11 +99,26 @@ def test_two_processes_train_as_one(tmp_path):
     flags = [f"--config.{key}={value}" for key, value in config.items()]
     address = f"localhost:{free_port()}"
     workdir = tmp_path / "two_processes"
-    processes = [subprocess.Popen(
-        [sys.executable, "experiments/main.py", f"--workdir={workdir}", "--cpu_devices=2", *flags,
-         "--config.distributed.enabled=True", f"--config.distributed.coordinator_address={address}",
-         "--config.distributed.num_processes=2", f"--config.distributed.process_id={index}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for index in range(2)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "experiments/main.py",
+                f"--workdir={workdir}",
+                "--cpu_devices=2",
+                *flags,
+                "--config.distributed.enabled=True",
+                f"--config.distributed.coordinator_address={address}",
+                "--config.distributed.num_processes=2",
+                f"--config.distributed.process_id={index}",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index in range(2)
+    ]
     outputs = [process.communicate(timeout=300)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], "\n".join(output[-3000:] for output in outputs)
     assert "Devices: 4 x cpu in 2 process(es), 8 images each of every batch of 32" in outputs[0]
@@ -103,16 +127,17 @@ def test_two_processes_train_as_one(tmp_path):
     expected = train.train_and_evaluate(small_config(**config, num_devices=1), tmp_path / "one_process")
     records = reporting.read_metrics(workdir)
     assert [record["step"] for record in records] == [record["step"] for record in expected.records]
-    for got, want in zip(records, expected.records):
+    for got, want in zip(records, expected.records, strict=True):
         assert got["summed_loss"] == pytest.approx(want["summed_loss"], rel=1e-5)
         assert got["test_accuracy"] == want["test_accuracy"]
     # The checkpoint the two processes wrote together holds the single-process weights, up to float32 rounding:
     # sums in other orders, 46 steps on. (The drift grows with the steps: 1.2e-5 after 182 steps of 16 images,
     # 7.7e-5 in a few conv2 weights where a max-pool near-tie flipped; seen here: 3.5e-6.)
     checkpointer = checkpointing.Checkpointer(workdir, max_to_keep=1)
-    state, progress = checkpointer.restore(checkpointer.latest_step(),
-                                           like={"params": expected.params, "opt_state": expected.opt_state})
+    state, progress = checkpointer.restore(
+        checkpointer.latest_step(), like={"params": expected.params, "opt_state": expected.opt_state}
+    )
     checkpointer.close()
     assert progress["step"] == expected.step
-    for got, want in zip(jax.tree.leaves(state["params"]), jax.tree.leaves(expected.params)):
+    for got, want in zip(jax.tree.leaves(state["params"]), jax.tree.leaves(expected.params), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=2e-5)

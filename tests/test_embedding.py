@@ -6,9 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-
-import jaxloss._embedding as embedding
-import jaxloss.functional as F
 from parity import (
     DTYPES,
     LOW_PRECISION,
@@ -19,6 +16,9 @@ from parity import (
     check_raises,
     grid,
 )
+
+import jaxloss._embedding as embedding
+import jaxloss.functional as F
 
 rng = np.random.default_rng(0)
 INF = float("inf")
@@ -68,14 +68,10 @@ COSINE_VARIANTS = {
             "broadcast_batch_margin0.3": dict(
                 arrays=dict(input1=normal(1, 4), input2=normal(5, 4), target=signs(5)), options=dict(margin=0.3)
             ),
-            "target_broadcasts_batch": dict(
-                arrays=dict(input1=normal(1, 4), input2=normal(1, 4), target=signs(3))
-            ),
+            "target_broadcasts_batch": dict(arrays=dict(input1=normal(1, 4), input2=normal(1, 4), target=signs(3))),
             # Only exactly 1 and -1 select a branch: 0, 0.5, 2, -1.5 give 0.
             "other_targets": dict(
-                arrays=dict(
-                    input1=normal(6, 3), input2=normal(6, 3), target=array(1.0, -1.0, 0.0, 0.5, 2.0, -1.5)
-                )
+                arrays=dict(input1=normal(6, 3), input2=normal(6, 3), target=array(1.0, -1.0, 0.0, 0.5, 2.0, -1.5))
             ),
             "int_target": dict(
                 arrays=dict(input1=normal(5, 3), input2=normal(5, 3), target=np.array([1, -1, 0, 1, -1])),
@@ -101,17 +97,13 @@ COSINE_VARIANTS = {
                 )
             ),
             "empty": dict(arrays=dict(input1=normal(0, 4), input2=normal(0, 4), target=normal(0))),
-            "empty_d": dict(
-                arrays=dict(input1=normal(3, 0), input2=normal(3, 0), target=array(1.0, -1.0, 1.0))
-            ),
+            "empty_d": dict(arrays=dict(input1=normal(3, 0), input2=normal(3, 0), target=array(1.0, -1.0, 1.0))),
         },
         grad=("input1", "input2"),
     ),
     # A (5, 1) input2 repeats one value c along D, and the cosine does not depend on |c|: its gradient is 0 up
     # to rounding noise, so only input1's is compared.
-    "broadcast_d": dict(
-        arrays=dict(input1=normal(5, 4), input2=normal(5, 1), target=signs(5)), grad=("input1",)
-    ),
+    "broadcast_d": dict(arrays=dict(input1=normal(5, 4), input2=normal(5, 1), target=signs(5)), grad=("input1",)),
 }
 COSINE_CASES = cases("cosine_embedding_loss", COSINE_VARIANTS, full=("2d",))
 
@@ -245,9 +237,7 @@ TMWD_VARIANTS = with_grad(
             distance_function=l1_distance,
             margin=3.0,
         ),
-        "squared_swap": stack(
-            SWAP_TIES, triplet((3, 3)), distance_function=squared_distance, margin=5.0, swap=True
-        ),
+        "squared_swap": stack(SWAP_TIES, triplet((3, 3)), distance_function=squared_distance, margin=5.0, swap=True),
         "cosine_3d_broadcast_batch": triplet((2, 3, 4), (2, 1, 4), (2, 3, 4), distance_function=cosine_distance),
         "cosine_swap_margin0.5": triplet((4, 5), distance_function=cosine_distance, swap=True, margin=0.5),
         "column": triplet((4, 5), distance_function=column_distance, swap=True),
@@ -301,9 +291,7 @@ INTEGER_CASES = [
     ),
     *grid("triplet_margin_loss", {"int_inputs_swap": integer_triplet(swap=True)}, ("none",)),
     *grid("triplet_margin_with_distance_loss", {"int_inputs": integer_triplet()}, ("mean",)),
-    Case(
-        loss="pairwise_distance", id="pairwise_distance-int_inputs", arrays=dict(x1=integers(4, 3), x2=integers(3))
-    ),
+    Case(loss="pairwise_distance", id="pairwise_distance-int_inputs", arrays=dict(x1=integers(4, 3), x2=integers(3))),
 ]
 
 
@@ -408,7 +396,10 @@ def test_triplet_with_distance_bad_input():
         ValueError,
         "^triplet_margin_with_distance_loss: shapes do not broadcast.*`distance_function\\(anchor, negative\\)`",
     )
-    boolean = lambda x, y: x[:, 0] > y[:, 0]
+
+    def boolean(x, y):
+        return x[:, 0] > y[:, 0]
+
     check_raises(lambda: loss(X, X, X, distance_function=boolean), TypeError, "must be a floating")
     check_raises(lambda: loss(X, X, X, distance_function="l1"), TypeError, "`distance_function` must be callable")
 
@@ -429,11 +420,17 @@ def test_vmap_matches_torch_batch():
         *(torch.tensor(x) for x in (anchor, positive, negative)), p=1.0, swap=True, reduction="none"
     ).numpy()
     with jax.enable_x64(True):
-        unbatched = lambda a, p, n: F.triplet_margin_loss(a, p, n, p=1.0, swap=True)  # 1-D rows: 0-dim losses
+
+        def unbatched(a, p, n):  # 1-D rows: 0-dim losses
+            return F.triplet_margin_loss(a, p, n, p=1.0, swap=True)
+
         np.testing.assert_allclose(jax.vmap(unbatched)(anchor, positive, negative), expected, rtol=1e-12)
-        with_distance = lambda a, p, n: F.triplet_margin_with_distance_loss(
-            a, p, n, distance_function=lambda x, y: jnp.sum(jnp.abs(x - y + 1e-6), axis=-1), swap=True
-        )
+
+        def with_distance(a, p, n):
+            return F.triplet_margin_with_distance_loss(
+                a, p, n, distance_function=lambda x, y: jnp.sum(jnp.abs(x - y + 1e-6), axis=-1), swap=True
+            )
+
         np.testing.assert_allclose(jax.vmap(with_distance)(anchor, positive, negative), expected, rtol=1e-12)
 
     input1, input2, target = normal(6, 4), normal(6, 4), signs(6)

@@ -60,8 +60,9 @@ def test_no_padding_when_the_batches_fill_the_epoch():
 
 
 def test_order_is_a_pure_function_of_seed_and_epoch():
-    orders = {(seed, epoch): epoch_permutation(seed, epoch, NUM_EXAMPLES).tolist()
-              for seed in (0, 1) for epoch in (0, 1, 2)}
+    orders = {
+        (seed, epoch): epoch_permutation(seed, epoch, NUM_EXAMPLES).tolist() for seed in (0, 1) for epoch in (0, 1, 2)
+    }
     for (seed, epoch), order in orders.items():
         assert epoch_permutation(seed, epoch, NUM_EXAMPLES).tolist() == order
         assert sorted(order) == list(range(NUM_EXAMPLES))
@@ -105,21 +106,37 @@ def test_empty_dataset_has_no_batches():
     assert list(epoch_batches(images, labels, BATCH_SIZE, seed=0)) == []
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: num_batches(10, 0), ValueError, "`batch_size` must be >= 1; got 0"),
-    (lambda: num_batches(-1, 5), ValueError, "`num_examples` must be >= 0; got -1"),
-    (lambda: num_batches(10.0, 5), TypeError, "`num_examples` must be an integer; got float"),
-    (lambda: epoch_permutation(0, -1, 5), ValueError, "`epoch` must be >= 0; got -1"),
-    (lambda: epoch_permutation(0.5, 0, 5), TypeError, "`seed` must be an integer or a JAX PRNG key"),
-    (lambda: epoch_permutation(np.zeros(3, np.uint32), 0, 5), TypeError, "`seed` must be an integer or a JAX"),
-    (lambda: epoch_batches(*_toy_data(), 5, start_batch=6), ValueError, "`start_batch` must be in [0, 5]"),
-    (lambda: epoch_batches(*_toy_data(), 5, start_batch=-1), ValueError, "`start_batch` must be >= 0"),
-    (lambda: epoch_batches(_toy_data()[0], _toy_data(22)[1], 5), ValueError, "`labels` must have shape (N,)"),
-    (lambda: epoch_batches(_toy_data()[0], np.zeros(23), 5), TypeError, "`labels` must be integer class"),
-    (lambda: epoch_batches(*_toy_data(), 0), ValueError, "`batch_size` must be >= 1"),
-    (lambda: prefetch_to_device([], size=0), ValueError, "`size` must be >= 1; got 0"),
-], ids=["batch_size_0", "negative_examples", "float_examples", "negative_epoch", "float_seed", "bad_key",
-        "start_past_end", "negative_start", "labels_shape", "float_labels", "batch_size_0_batches", "size_0"])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: num_batches(10, 0), ValueError, "`batch_size` must be >= 1; got 0"),
+        (lambda: num_batches(-1, 5), ValueError, "`num_examples` must be >= 0; got -1"),
+        (lambda: num_batches(10.0, 5), TypeError, "`num_examples` must be an integer; got float"),
+        (lambda: epoch_permutation(0, -1, 5), ValueError, "`epoch` must be >= 0; got -1"),
+        (lambda: epoch_permutation(0.5, 0, 5), TypeError, "`seed` must be an integer or a JAX PRNG key"),
+        (lambda: epoch_permutation(np.zeros(3, np.uint32), 0, 5), TypeError, "`seed` must be an integer or a JAX"),
+        (lambda: epoch_batches(*_toy_data(), 5, start_batch=6), ValueError, "`start_batch` must be in [0, 5]"),
+        (lambda: epoch_batches(*_toy_data(), 5, start_batch=-1), ValueError, "`start_batch` must be >= 0"),
+        (lambda: epoch_batches(_toy_data()[0], _toy_data(22)[1], 5), ValueError, "`labels` must have shape (N,)"),
+        (lambda: epoch_batches(_toy_data()[0], np.zeros(23), 5), TypeError, "`labels` must be integer class"),
+        (lambda: epoch_batches(*_toy_data(), 0), ValueError, "`batch_size` must be >= 1"),
+        (lambda: prefetch_to_device([], size=0), ValueError, "`size` must be >= 1; got 0"),
+    ],
+    ids=[
+        "batch_size_0",
+        "negative_examples",
+        "float_examples",
+        "negative_epoch",
+        "float_seed",
+        "bad_key",
+        "start_past_end",
+        "negative_start",
+        "labels_shape",
+        "float_labels",
+        "batch_size_0_batches",
+        "size_0",
+    ],
+)
 def test_bad_arguments_raise_at_the_call(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()

@@ -32,8 +32,10 @@ def _lines(output: str, start: str) -> list[str]:
 def test_jacobians_have_the_softmax_signs_and_match_torch(output):
     jacobian_lines = _lines(output, "softmax Jacobian, a = ")
     assert [line.split(":")[0].strip() for line in jacobian_lines] == [
-        "softmax Jacobian, a = [2.0, 1.0]", "softmax Jacobian, a = [2.0, 1.0, 0.1]"]
-    for line, size in zip(jacobian_lines, (2, 3)):
+        "softmax Jacobian, a = [2.0, 1.0]",
+        "softmax Jacobian, a = [2.0, 1.0, 0.1]",
+    ]
+    for line, size in zip(jacobian_lines, (2, 3), strict=True):
         jacobian = _printed_array(line)
         assert jacobian.shape == (size, size)
         assert (np.diag(jacobian) > 0).all(), line
@@ -44,10 +46,10 @@ def test_jacobians_have_the_softmax_signs_and_match_torch(output):
 def test_gradients_by_hand(output):
     # The 2-class softmax: p = [e/(1+e), 1/(1+e)], dp_0/da_0 = p_0 p_1.
     p_0 = np.e / (1 + np.e)
-    np.testing.assert_allclose(_printed_array(_lines(output, "p = softmax([2.0, 1.0])")[0]), [p_0, 1 - p_0],
-                               atol=5e-5)
-    np.testing.assert_allclose(_printed_array(_lines(output, "vjp_fn([1, 0])")[0]),
-                               [p_0 * (1 - p_0), -p_0 * (1 - p_0)], atol=5e-5)
+    np.testing.assert_allclose(_printed_array(_lines(output, "p = softmax([2.0, 1.0])")[0]), [p_0, 1 - p_0], atol=5e-5)
+    np.testing.assert_allclose(
+        _printed_array(_lines(output, "vjp_fn([1, 0])")[0]), [p_0 * (1 - p_0), -p_0 * (1 - p_0)], atol=5e-5
+    )
     # MSE of [1, 2, 3] against [1, 4, 9]: 2 (x - y) / n with the mean, 2 (x - y) with the sum.
     np.testing.assert_allclose(_printed_array(_lines(output, "d/dx mean")[0]), [0, -4 / 3, -4], atol=5e-5)
     np.testing.assert_allclose(_printed_array(_lines(output, "d/dx sum")[0]), [0, -4, -12], atol=5e-5)

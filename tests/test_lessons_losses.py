@@ -20,8 +20,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # The torch lessons' own printouts (documentation checks): L1Loss mean/sum and MSELoss on [1, 2, 3] vs [1, 2, 5],
 # CrossEntropyLoss on [[0.1, 0.2, 0.3]] with class 1.
-LESSON1_PRINTED = ["L1Loss(reduction='mean'): 0.6667", "L1Loss(reduction='sum'): 2.0000",
-                   "MSELoss(reduction='mean'): 1.3333", "CrossEntropyLoss(): 1.1019"]
+LESSON1_PRINTED = [
+    "L1Loss(reduction='mean'): 0.6667",
+    "L1Loss(reduction='sum'): 2.0000",
+    "MSELoss(reduction='mean'): 1.3333",
+    "CrossEntropyLoss(): 1.1019",
+]
 # The survey's L1Loss 1.0, SmoothL1Loss 0.625 and MSELoss 1.5 on ones(2, 2) vs [[0, 1], [2, 3]].
 LESSON2_PRINTED = ["jaxloss.nn: 1.0000", "jaxloss.nn: 0.6250", "jaxloss.nn: 1.5000"]
 
@@ -64,8 +68,10 @@ def numpy_tensorflow() -> types.ModuleType:
     tensorflow = types.ModuleType("tensorflow")
     tensorflow.__spec__ = importlib.machinery.ModuleSpec("tensorflow", None)
     tensorflow.__version__ = "numpy stand-in"
-    tensorflow.nn = types.SimpleNamespace(sigmoid_cross_entropy_with_logits=sigmoid_cross_entropy_with_logits,
-                                          softmax_cross_entropy_with_logits=softmax_cross_entropy_with_logits)
+    tensorflow.nn = types.SimpleNamespace(
+        sigmoid_cross_entropy_with_logits=sigmoid_cross_entropy_with_logits,
+        softmax_cross_entropy_with_logits=softmax_cross_entropy_with_logits,
+    )
     return tensorflow
 
 
@@ -92,6 +98,12 @@ def test_lessons_run_without_torch(lesson, monkeypatch, capsys):
 
 
 def test_lesson1_runs_as_a_script():
-    result = subprocess.run([sys.executable, "experiments/lessons/lesson1_losses.py"], cwd=ROOT, capture_output=True,
-                            text=True, check=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "experiments/lessons/lesson1_losses.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     assert "[the lesson printed tensor(0.6667)]" in result.stdout

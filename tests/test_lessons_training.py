@@ -13,8 +13,11 @@ from experiments.lessons import lesson3_network_loss, lesson4_optimizer
 
 LAYERS = ("conv1", "conv2", "conv3", "dense1", "dense2")
 NUMBER = r"(-?\d+\.\d+)"
-GRADIENT_LINE = (r"\|grads\['params'\]\['(\w+)'\]\['(\w+)'\]\| +(\([\d, ]+\)): " + NUMBER
-                 + rf"   \(torch: {NUMBER}, \|difference\| / \|torch\| = (\S+)\)")
+GRADIENT_LINE = (
+    r"\|grads\['params'\]\['(\w+)'\]\['(\w+)'\]\| +(\([\d, ]+\)): "
+    + NUMBER
+    + rf"   \(torch: {NUMBER}, \|difference\| / \|torch\| = (\S+)\)"
+)
 
 
 def test_lesson3_gradients_are_a_pytree_matching_torchs_grad(capsys):
@@ -25,18 +28,19 @@ def test_lesson3_gradients_are_a_pytree_matching_torchs_grad(capsys):
     assert out.count("tudui.model1[0].weight.grad is None before backward(): True") == 2
     assert out.count("weight.grad is a Tensor of shape (32, 3, 5, 5) (OIHW)") == 2
     assert out.count("JAX has no .grad: gradients are return values.") == 2
-    tree = ("PyTreeDef({'params': {" + ", ".join(f"'{layer}': {{'bias': *, 'kernel': *}}" for layer in LAYERS)
-            + "}})")
+    tree = "PyTreeDef({'params': {" + ", ".join(f"'{layer}': {{'bias': *, 'kernel': *}}" for layer in LAYERS) + "}})"
     assert out.count(tree) == 2
     for batch_size in (1, 8):
-        loss, torch_loss = re.search(rf"CrossEntropyLoss of the batch of {batch_size}: {NUMBER}   \(torch: {NUMBER}\)",
-                                     out).groups()
+        loss, torch_loss = re.search(
+            rf"CrossEntropyLoss of the batch of {batch_size}: {NUMBER}   \(torch: {NUMBER}\)", out
+        ).groups()
         assert float(loss) == pytest.approx(float(torch_loss), abs=1e-4)  # 4 decimals; show() checked to 1e-5
     # Every layer's kernel and bias, with its Flax shape, next to torch's norm: 10 lines a batch.
     gradient_lines = re.findall(GRADIENT_LINE, out)
     assert len(gradient_lines) == 20
-    assert {(layer, kind) for layer, kind, *_ in gradient_lines} == {(layer, kind) for layer in LAYERS
-                                                                      for kind in ("bias", "kernel")}
+    assert {(layer, kind) for layer, kind, *_ in gradient_lines} == {
+        (layer, kind) for layer in LAYERS for kind in ("bias", "kernel")
+    }
     assert ("conv1", "kernel", "(5, 5, 3, 32)") in {line[:3] for line in gradient_lines}
     assert ("dense1", "kernel", "(1024, 64)") in {line[:3] for line in gradient_lines}
     # The lesson asserts |grad - torch_grad| <= 1e-2 |torch_grad| (max-pool near-ties on some CIFAR-10 batches);
@@ -55,8 +59,22 @@ def test_lesson3_runs_without_torch(capsys, monkeypatch):
 
 
 def test_lesson4_sgd_epochs_and_accumulation_match_torch(capsys):
-    lesson4_optimizer.main(["--dataset", "digits", "--batch_size", "8", "--max_batches", "4", "--epochs", "3",
-                            "--learning_rates", "0.05", "--accumulate", "2"])
+    lesson4_optimizer.main(
+        [
+            "--dataset",
+            "digits",
+            "--batch_size",
+            "8",
+            "--max_batches",
+            "4",
+            "--epochs",
+            "3",
+            "--learning_rates",
+            "0.05",
+            "--accumulate",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
 
     assert "Training on the first 32 test images, batch 8, 3 epochs." in out
@@ -79,10 +97,15 @@ def test_lesson4_sgd_epochs_and_accumulation_match_torch(capsys):
     assert all(float(difference) < 1e-5 for *_, difference in summed)
     # (b) MultiSteps holds the weights for k - 1 steps, then steps by the mean gradient, as torch's (loss / k).
     assert "(b) MultiSteps step 1 of 2: params unchanged, the gradient stored: True" in out
-    assert ("(b) MultiSteps step 2 of 2: params - lr * mean(g_1, ..., g_2) = params - 0.05 / 2 * sum, checked "
-            "against the formula and torch's SGD(lr=0.05).step() after 2 x (loss / 2).backward()") in out
-    changes = re.findall(r"\|change of params\['params'\]\['\w+'\]\['\w+'\]\|: (\S+)   \(formula: (\S+), "
-                         r"torch: (\S+) relative difference\)", out)
+    assert (
+        "(b) MultiSteps step 2 of 2: params - lr * mean(g_1, ..., g_2) = params - 0.05 / 2 * sum, checked "
+        "against the formula and torch's SGD(lr=0.05).step() after 2 x (loss / 2).backward()"
+    ) in out
+    changes = re.findall(
+        r"\|change of params\['params'\]\['\w+'\]\['\w+'\]\|: (\S+)   \(formula: (\S+), "
+        r"torch: (\S+) relative difference\)",
+        out,
+    )
     assert len(changes) == 10
     for change, formula_difference, torch_difference in changes:
         assert float(change) > 0 and float(formula_difference) < 1e-3 and float(torch_difference) < 1e-3

@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
 from jaxloss import nn
 from jaxloss.nn import LinearCrossEntropyOptions
-from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 rng = np.random.default_rng(0)
 N, IN, C = 7, 4, 5  # batch, in_features, classes: chunks of 3 rows leave a partial last chunk
@@ -72,21 +72,36 @@ TABLE = [
     ("2d", {"unchunked": ("mean",), "chunk3": ("mean",)}, case(x(N), w(), indices(N))),
     ("bias_weight_ignore_smoothing", {"unchunked": ("none", "mean"), "chunk3": ALL}, FULL),
     ("bias_weight_ignore_smoothing", {"chunk1": ("none",), "chunk100_above_N": ("mean",), "auto": ("sum",)}, FULL),
-    ("kdim_bias_weight_ignore_smoothing", {"unchunked": ("mean",), "chunk3": ("none", "mean")}, case(
-        x(N), w(3), indices((N, 3), ignored=4, ignore_index=2), bias=True, weighted=True, ignore_index=2,
-        label_smoothing=0.1,
-    )),
-    ("unbatched_bias_weight_smoothing", {"unchunked": ("mean",), "chunk3": ("none",)}, case(
-        x(), w(), np.array(3), bias=True, weighted=True, label_smoothing=0.2
-    )),
+    (
+        "kdim_bias_weight_ignore_smoothing",
+        {"unchunked": ("mean",), "chunk3": ("none", "mean")},
+        case(
+            x(N),
+            w(3),
+            indices((N, 3), ignored=4, ignore_index=2),
+            bias=True,
+            weighted=True,
+            ignore_index=2,
+            label_smoothing=0.1,
+        ),
+    ),
+    (
+        "unbatched_bias_weight_smoothing",
+        {"unchunked": ("mean",), "chunk3": ("none",)},
+        case(x(), w(), np.array(3), bias=True, weighted=True, label_smoothing=0.2),
+    ),
     ("probs_bias_weight_smoothing", {"unchunked": ("mean",), "chunk3": ("none", "mean")}, PROBS),
     ("probs_kdim", {"unchunked": ("mean",), "chunk3": ("mean",)}, case(x(N), w(3), probabilities(N, C, 3), bias=True)),
-    ("probs_unbatched_weight", {"unchunked": ("mean",), "chunk3": ("mean",)}, case(
-        x(), w(), probabilities(C), weighted=True
-    )),
-    ("all_ignored_smoothing", {"chunk3": ("mean",)}, case(
-        x(N), w(), indices(N, ignored=N), weighted=True, label_smoothing=0.1
-    )),
+    (
+        "probs_unbatched_weight",
+        {"unchunked": ("mean",), "chunk3": ("mean",)},
+        case(x(), w(), probabilities(C), weighted=True),
+    ),
+    (
+        "all_ignored_smoothing",
+        {"chunk3": ("mean",)},
+        case(x(N), w(), indices(N, ignored=N), weighted=True, label_smoothing=0.1),
+    ),
     ("empty_batch", {"unchunked": ("mean",), "chunk3": ("sum",)}, case(x(0), w(), indices(0), bias=True)),
     ("huge_logits", {"chunk3": ("mean",)}, case(1e8 * x(N), w(), indices(N, ignored=2), bias=True)),
 ]
@@ -113,10 +128,14 @@ def test_parity(case, dtype, mode):
     check_parity(case, dtype, mode)
 
 
-LOW_PRECISION_CASES = grid("linear_cross_entropy", {
-    "full-chunk3": with_options(FULL, PATHS["chunk3"]),
-    "probs-unchunked": with_options(PROBS, None),
-}, reductions=("mean",))
+LOW_PRECISION_CASES = grid(
+    "linear_cross_entropy",
+    {
+        "full-chunk3": with_options(FULL, PATHS["chunk3"]),
+        "probs-unchunked": with_options(PROBS, None),
+    },
+    reductions=("mean",),
+)
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
@@ -155,38 +174,72 @@ BAD_CALLS = {
     "3d_input": (lambda lce, i, W, t: lce(i[None], W, t), ValueError, r"`input` must have shape \(in_features,\)"),
     "1d_weight": (lambda lce, i, W, t: lce(i, W[0], t), ValueError, "`linear_weight` must have shape"),
     "in_features": (lambda lce, i, W, t: lce(i, W[:, 1:], t), ValueError, "`linear_weight`'s last dimension must be"),
-    "bias_shape": (lambda lce, i, W, t: lce(i, W, t, linear_bias=W[1:, 0]), ValueError,
-                   r"`linear_bias` must have shape \(5,\)"),
+    "bias_shape": (
+        lambda lce, i, W, t: lce(i, W, t, linear_bias=W[1:, 0]),
+        ValueError,
+        r"`linear_bias` must have shape \(5,\)",
+    ),
     "kdim_unbatched": (lambda lce, i, W, t: lce(i[0], W[:, None], t[0]), ValueError, "needs a batched `input`"),
-    "weight_dtype": (lambda lce, i, W, t: lce(i, W.astype(jnp.float16), t), TypeError,
-                     "`linear_weight` must have the dtype of `input`"),
-    "bias_dtype": (lambda lce, i, W, t: lce(i, W, t, linear_bias=W[:, 0].astype(jnp.float16)), TypeError,
-                   "`linear_bias` must have the dtype of `input`"),
-    "integer_input": (lambda lce, i, W, t: lce(i.astype(int), W.astype(int), t), TypeError,
-                      "`input` must be a floating-point array"),
-    "probs_ignore_index": (lambda lce, i, W, t: lce(i, W, i @ W.T, ignore_index=-100), ValueError,
-                           "`ignore_index` must be None"),
+    "weight_dtype": (
+        lambda lce, i, W, t: lce(i, W.astype(jnp.float16), t),
+        TypeError,
+        "`linear_weight` must have the dtype of `input`",
+    ),
+    "bias_dtype": (
+        lambda lce, i, W, t: lce(i, W, t, linear_bias=W[:, 0].astype(jnp.float16)),
+        TypeError,
+        "`linear_bias` must have the dtype of `input`",
+    ),
+    "integer_input": (
+        lambda lce, i, W, t: lce(i.astype(int), W.astype(int), t),
+        TypeError,
+        "`input` must be a floating-point array",
+    ),
+    "probs_ignore_index": (
+        lambda lce, i, W, t: lce(i, W, i @ W.T, ignore_index=-100),
+        ValueError,
+        "`ignore_index` must be None",
+    ),
     "integer_probs": (lambda lce, i, W, t: lce(i, W, jnp.ones((N, C), int)), TypeError, "holds class probabilities"),
-    "target_shape": (lambda lce, i, W, t: lce(i, W, t[:-1]), ValueError,
-                     r"`target` must be class indices of shape \(7,\) or class probabilities of the logits' "
-                     r"shape \(7, 5\)"),
+    "target_shape": (
+        lambda lce, i, W, t: lce(i, W, t[:-1]),
+        ValueError,
+        r"`target` must be class indices of shape \(7,\) or class probabilities of the logits' "
+        r"shape \(7, 5\)",
+    ),
     "float_indices": (lambda lce, i, W, t: lce(i, W, t.astype(float)), TypeError, "must be an integer array"),
-    "class_weight_shape": (lambda lce, i, W, t: lce(i, W, t, weight=W[0]), ValueError,
-                           r"`weight` must have shape \(5,\)"),
-    "class_weight_dtype": (lambda lce, i, W, t: lce(i, W, t, weight=W[:, 0].astype(jnp.float16)), TypeError,
-                           "`weight` must have the dtype of `input`"),
+    "class_weight_shape": (
+        lambda lce, i, W, t: lce(i, W, t, weight=W[0]),
+        ValueError,
+        r"`weight` must have shape \(5,\)",
+    ),
+    "class_weight_dtype": (
+        lambda lce, i, W, t: lce(i, W, t, weight=W[:, 0].astype(jnp.float16)),
+        TypeError,
+        "`weight` must have the dtype of `input`",
+    ),
     "reduction": (lambda lce, i, W, t: lce(i, W, t, reduction="batchmean"), ValueError, "`reduction` must be one of"),
-    "label_smoothing": (lambda lce, i, W, t: lce(i, W, t, label_smoothing=1.5), ValueError,
-                        "`label_smoothing` must be at most 1.0"),
-    "ignore_index_type": (lambda lce, i, W, t: lce(i, W, t, ignore_index=1.5), TypeError,
-                          "`ignore_index` must be an int"),
-    "options_type": (lambda lce, i, W, t: lce(i, W, t, options="chunked"), TypeError,
-                     "`options` must be a jaxloss LinearCrossEntropyOptions or None"),
+    "label_smoothing": (
+        lambda lce, i, W, t: lce(i, W, t, label_smoothing=1.5),
+        ValueError,
+        "`label_smoothing` must be at most 1.0",
+    ),
+    "ignore_index_type": (
+        lambda lce, i, W, t: lce(i, W, t, ignore_index=1.5),
+        TypeError,
+        "`ignore_index` must be an int",
+    ),
+    "options_type": (
+        lambda lce, i, W, t: lce(i, W, t, options="chunked"),
+        TypeError,
+        "`options` must be a jaxloss LinearCrossEntropyOptions or None",
+    ),
     "options_conflict": (
         lambda lce, i, W, t: lce(
             i, W, t, options=LinearCrossEntropyOptions(batch_chunk_size=3, chunking_method="aspect_ratio")
         ),
-        ValueError, r"`options`: batch_chunk_size \(=3\) and chunking_method \('aspect_ratio'\) give different",
+        ValueError,
+        r"`options`: batch_chunk_size \(=3\) and chunking_method \('aspect_ratio'\) give different",
     ),
 }
 
@@ -255,6 +308,7 @@ def test_accumulation_and_retain_graph_options_change_nothing():
 
 def compiled_bytes(options, num_rows=1024, in_features=32, num_classes=4096):
     """Temporary + output bytes of the compiled value_and_grad (w.r.t. input and linear_weight)."""
+
     def loss(input, linear_weight, target):
         return F.linear_cross_entropy(input, linear_weight, target, options=options)
 
@@ -287,10 +341,13 @@ def test_vmap(options):
         )
 
     values, grads = jax.vmap(jax.value_and_grad(loss))(jnp.asarray(inputs), jnp.asarray(targets))
-    for input, target, value, grad in zip(inputs, targets, values, grads):
+    for input, target, value, grad in zip(inputs, targets, values, grads, strict=True):
         tensor = torch.tensor(input, dtype=torch.float32, requires_grad=True)
         expected = torch.nn.functional.linear_cross_entropy(
-            tensor, torch.tensor(weights, dtype=torch.float32), torch.tensor(target), label_smoothing=0.1,
+            tensor,
+            torch.tensor(weights, dtype=torch.float32),
+            torch.tensor(target),
+            label_smoothing=0.1,
             reduction="sum",
         )
         expected.backward()
@@ -313,7 +370,8 @@ def test_chunked_path_supports_higher_order_and_forward_mode():
 
         jax.tree.map(
             functools.partial(np.testing.assert_allclose, rtol=1e-10, atol=1e-12),
-            hvp_and_jvp(LinearCrossEntropyOptions(batch_chunk_size=3)), hvp_and_jvp(None),
+            hvp_and_jvp(LinearCrossEntropyOptions(batch_chunk_size=3)),
+            hvp_and_jvp(None),
         )
 
 
@@ -326,20 +384,22 @@ def test_class_matches_torch_module(options):
     parameters (``jax.grad`` with respect to the instance) are torch's."""
     class_weight = rng.uniform(0.5, 1.5, C)
     settings = dict(out_features=(3,), bias=True, ignore_index=2, label_smoothing=0.1, reduction="sum")
-    module = torch.nn.LinearCrossEntropyLoss(
-        IN, C, weight=torch.tensor(class_weight), dtype=torch.float64, **settings
-    )
+    module = torch.nn.LinearCrossEntropyLoss(IN, C, weight=torch.tensor(class_weight), dtype=torch.float64, **settings)
     input, target = x(N), indices((N, 3), ignored=3, ignore_index=2)
     tensor = torch.tensor(input, requires_grad=True)
     expected = module(tensor, torch.tensor(target))
     expected.backward()
     with jax.enable_x64():
         loss = nn.LinearCrossEntropyLoss(
-            IN, C, **settings, weight=jnp.asarray(class_weight), options=options,
+            IN,
+            C,
+            **settings,
+            weight=jnp.asarray(class_weight),
+            options=options,
             linear_weight=jnp.asarray(module.linear.weight.detach().numpy()),
             linear_bias=jnp.asarray(module.linear.bias.detach().numpy()),
         )
-        value, (grad_loss, grad_input) = jax.value_and_grad(lambda l, i: l(i, jnp.asarray(target)), (0, 1))(
+        value, (grad_loss, grad_input) = jax.value_and_grad(lambda module, i: module(i, jnp.asarray(target)), (0, 1))(
             loss, jnp.asarray(input)
         )
     tolerance = dict(rtol=1e-10, atol=1e-12)

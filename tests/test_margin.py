@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 import torch
+from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
-from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 rng = np.random.default_rng(0)
 INF, NAN = np.inf, np.nan
@@ -41,28 +41,37 @@ def cases(loss, grad, options=None, **variants):
 
 # Rows of four classes with scores at +-1e9, +-inf and NaN: a NaN or infinite z only drops or saturates its own
 # terms, as in torch's kernels.
-EXTREME_SCORES = np.array([[1e9, -1e9, 0.5, 3.0], [-1e9, 1e9, 1e9, 0.0], [INF, 0.5, -INF, NAN],
-                           [0.0, INF, 1.0, 2.0], [NAN, 0.0, 1.0, 2.0]])
+EXTREME_SCORES = np.array(
+    [[1e9, -1e9, 0.5, 3.0], [-1e9, 1e9, 1e9, 0.0], [INF, 0.5, -INF, NAN], [0.0, INF, 1.0, 2.0], [NAN, 0.0, 1.0, 2.0]]
+)
 
 # multilabel_margin_loss --------------------------------------------------------------------------------------
 # Rows: two targets then -1 (later entries ignored), a duplicate, no target at all, every class a target (no
 # non-target: 0), and a -1 in last place.
 MLM_TARGET = np.array([[0, 2, -1, 1, 3], [3, 3, -1, 0, 0], [-1, 0, 1, 2, 3], [4, 3, 2, 1, 0], [1, 4, 0, 2, -1]])
 # Scores whose differences x[y_j] - x[i] sit exactly on the kink 1, at 0, and on both sides of the kink.
-MLM_TIES = (np.array([[1.0, 0.0, 0.5, -1.0], [2.0, 1.0, 1.0, 1.5], [0.5, -0.5, 0.5, 1.5]]),
-            np.array([[0, -1, 0, 0], [0, 3, -1, 1], [2, 0, -1, 0]]))
+MLM_TIES = (
+    np.array([[1.0, 0.0, 0.5, -1.0], [2.0, 1.0, 1.0, 1.5], [0.5, -0.5, 0.5, 1.5]]),
+    np.array([[0, -1, 0, 0], [0, 3, -1, 1], [2, 0, -1, 0]]),
+)
 MLM_EXTREME_TARGET = np.array([[0, 2, -1, 0], [0, 3, -1, 1], [0, -1, 0, 0], [0, 2, -1, 0], [0, -1, 0, 0]])
 
 MLM_CASES = cases(
-    "multilabel_margin_loss", ("input",),
+    "multilabel_margin_loss",
+    ("input",),
     **{
         "2d": (ALL, dict(input=normal(5, 5), target=MLM_TARGET)),
         "1d": (NONE_MEAN, dict(input=normal(5), target=MLM_TARGET[0])),  # a scalar for every reduction
         "0d": (NONE, dict(input=normal(), target=np.array(0))),
         "0d_target_1d": (NONE, dict(input=normal(), target=np.array([-1]))),
         "1class_target_0d": (NONE, dict(input=normal(1), target=np.array(0))),
-        "ties_1e9_inf_nan": (NONE, dict(input=np.concatenate([MLM_TIES[0], EXTREME_SCORES]),
-                                        target=np.concatenate([MLM_TIES[1], MLM_EXTREME_TARGET]))),
+        "ties_1e9_inf_nan": (
+            NONE,
+            dict(
+                input=np.concatenate([MLM_TIES[0], EXTREME_SCORES]),
+                target=np.concatenate([MLM_TIES[1], MLM_EXTREME_TARGET]),
+            ),
+        ),
         # torch 2.13 leaves 'mean' and 'sum' of an empty batch uninitialised: see test_empty_batch_reductions.
         "empty": (NONE, dict(input=normal(0, 4), target=labels(4, 0, 4))),
     },
@@ -77,13 +86,17 @@ def mm_ties(margin):
     """Rows whose scores put margin - x[y] + x[i] exactly at 0 and on both sides of it, then random rows, with
     class weights."""
     row = [1.0, 1.0 - margin, 1.25 - margin, 0.75 - margin, 1.0]
-    return dict(input=np.concatenate([[row, row[::-1], row[1:] + row[:1]], MM_2D["input"]]),
-                target=np.concatenate([[0, 4, 4], MM_2D["target"]]), weight=MM_WEIGHT)
+    return dict(
+        input=np.concatenate([[row, row[::-1], row[1:] + row[:1]], MM_2D["input"]]),
+        target=np.concatenate([[0, 4, 4], MM_2D["target"]]),
+        weight=MM_WEIGHT,
+    )
 
 
 MM_CASES = [
     *cases(
-        "multi_margin_loss", ("input",),
+        "multi_margin_loss",
+        ("input",),
         **{
             "2d": (ALL, MM_2D),
             "1d_target_0d": (NONE, dict(input=normal(5), target=np.array(3))),
@@ -98,44 +111,66 @@ MM_CASES = [
     *[
         case
         for p, margin, reductions in [(1, 1.0, NONE), (2, 1.0, ALL), (1, 0.0, NONE), (2, -0.5, NONE)]
-        for case in cases("multi_margin_loss", ("input",), dict(p=p, margin=margin),
-                          **{f"p{p}_margin{margin}_weight_ties": (reductions, mm_ties(margin))})
+        for case in cases(
+            "multi_margin_loss",
+            ("input",),
+            dict(p=p, margin=margin),
+            **{f"p{p}_margin{margin}_weight_ties": (reductions, mm_ties(margin))},
+        )
     ],
-    *cases("multi_margin_loss", ("input",), dict(p=2),
-           p2_weight_1e9_inf_nan=(NONE, dict(input=EXTREME_SCORES, target=np.array([0, 3, 0, 2, 1]),
-                                            weight=np.array([0.5, 1.0, 2.0, 4.0])))),
+    *cases(
+        "multi_margin_loss",
+        ("input",),
+        dict(p=2),
+        p2_weight_1e9_inf_nan=(
+            NONE,
+            dict(input=EXTREME_SCORES, target=np.array([0, 3, 0, 2, 1]), weight=np.array([0.5, 1.0, 2.0, 4.0])),
+        ),
+    ),
 ]
 
 # margin_ranking_loss -----------------------------------------------------------------------------------------
 # -t (x1 - x2) + margin is exactly 0: elements 0-1 for margin 0.5, 2-3 for margin 0, 4-5 for margin -1.
-MR_KINKS = dict(input1=np.array([1.5, 0.0, 2.0, 1.0, 0.0, 1.0, 3.0]),
-                input2=np.array([1.0, 0.5, 2.0, 1.0, 0.5, 0.0, 1.0]),
-                target=np.array([1.0, -1.0, 0.5, 1.0, 2.0, -1.0, -0.5]))
+MR_KINKS = dict(
+    input1=np.array([1.5, 0.0, 2.0, 1.0, 0.0, 1.0, 3.0]),
+    input2=np.array([1.0, 0.5, 2.0, 1.0, 0.5, 0.0, 1.0]),
+    target=np.array([1.0, -1.0, 0.5, 1.0, 2.0, -1.0, -0.5]),
+)
 MR_GRAD = ("input1", "input2", "target")
 
 MR_CASES = [
     *cases(
-        "margin_ranking_loss", MR_GRAD,
+        "margin_ranking_loss",
+        MR_GRAD,
         **{
             "1d": (ALL, dict(input1=normal(6), input2=normal(6), target=np.sign(normal(6)))),
             "2d_target_any_value": (NONE, dict(input1=normal(4, 3), input2=normal(4, 3), target=normal(4, 3))),
             "0d": (NONE, dict(input1=normal(), input2=normal(), target=np.array(-1.0))),
             "broadcast": (NONE_MEAN, dict(input1=normal(4, 1), input2=normal(1, 3), target=np.ones((1, 1)))),
             # inf - inf: a NaN loss, with input gradients 0 and a NaN target gradient, as torch's.
-            "1e9_inf_nan": (NONE, dict(input1=np.array([1e9, -1e9, INF, -INF, 0.0, INF, NAN]),
-                                       input2=np.array([-1e9, 1e9, 0.0, 1.0, INF, INF, 0.0]),
-                                       target=np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0]))),
+            "1e9_inf_nan": (
+                NONE,
+                dict(
+                    input1=np.array([1e9, -1e9, INF, -INF, 0.0, INF, NAN]),
+                    input2=np.array([-1e9, 1e9, 0.0, 1.0, INF, INF, 0.0]),
+                    target=np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0]),
+                ),
+            ),
             "empty": (ALL, dict(input1=normal(0, 3), input2=normal(0, 3), target=normal(0, 3))),
         },
     ),
     *[
         case
         for margin in (0.5, 0.0, -1.0)
-        for case in cases("margin_ranking_loss", MR_GRAD, dict(margin=margin),
-                          **{f"margin{margin}_kinks": (NONE, MR_KINKS)})
+        for case in cases(
+            "margin_ranking_loss", MR_GRAD, dict(margin=margin), **{f"margin{margin}_kinks": (NONE, MR_KINKS)}
+        )
     ],
-    *cases("margin_ranking_loss", ("input1", "input2"),
-           int_target=(NONE, dict(input1=normal(6), input2=normal(6), target=labels(2, 6) * 2 - 1))),
+    *cases(
+        "margin_ranking_loss",
+        ("input1", "input2"),
+        int_target=(NONE, dict(input1=normal(6), input2=normal(6), target=labels(2, 6) * 2 - 1)),
+    ),
 ]
 
 # hinge_embedding_loss ----------------------------------------------------------------------------------------
@@ -146,30 +181,38 @@ HE_GRAD = ("input", "target")
 
 def he_kinks(margin):
     """Inputs exactly on the kink x == margin for each kind of target, then on both sides of it."""
-    return dict(input=np.array([margin, margin, margin, margin, margin - 0.5, margin + 0.5, margin + 0.5, -0.5]),
-                target=HE_TARGET)
+    return dict(
+        input=np.array([margin, margin, margin, margin, margin - 0.5, margin + 0.5, margin + 0.5, -0.5]),
+        target=HE_TARGET,
+    )
 
 
 HE_CASES = [
     *cases(
-        "hinge_embedding_loss", HE_GRAD,
+        "hinge_embedding_loss",
+        HE_GRAD,
         **{
             "1d": (ALL, dict(input=normal(8), target=HE_TARGET)),
             "2d": (NONE, dict(input=normal(4, 3), target=np.sign(normal(4, 3)))),
             "0d": (NONE, dict(input=normal(), target=np.array(-1.0))),
             "broadcast_target": (NONE, dict(input=normal(4, 3), target=np.array([1.0, -1.0, 0.0]))),
             "broadcast_up": (NONE_MEAN, dict(input=normal(4, 3), target=np.array([[[1.0], [-1.0], [1.0], [-1.0]]]))),
-            "1e9_inf_nan": (NONE, dict(
-                input=np.array([1e9, -1e9, 1e9, -1e9, INF, -INF, INF, -INF, INF, -INF, NAN, NAN]),
-                target=np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 0.0, 0.0, 1.0, -1.0]))),
+            "1e9_inf_nan": (
+                NONE,
+                dict(
+                    input=np.array([1e9, -1e9, 1e9, -1e9, INF, -INF, INF, -INF, INF, -INF, NAN, NAN]),
+                    target=np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 0.0, 0.0, 1.0, -1.0]),
+                ),
+            ),
             "empty": (ALL, dict(input=normal(0, 3), target=normal(0, 3))),
         },
     ),
     *[
         case
         for margin in (1.0, 0.0, -1.0)
-        for case in cases("hinge_embedding_loss", HE_GRAD, dict(margin=margin),
-                          **{f"margin{margin}_kinks": (NONE, he_kinks(margin))})
+        for case in cases(
+            "hinge_embedding_loss", HE_GRAD, dict(margin=margin), **{f"margin{margin}_kinks": (NONE, he_kinks(margin))}
+        )
     ],
     *cases("hinge_embedding_loss", ("input",), int_target=(NONE, dict(input=normal(6), target=labels(3, 6) - 1))),
 ]
@@ -184,10 +227,17 @@ def test_parity(case, dtype, mode):
     check_parity(case, dtype, mode)
 
 
-LOW_PRECISION_CASES = [c for c in CASES if c.id in {
-    "multilabel_margin_loss-2d-mean", "multi_margin_loss-p2_margin1.0_weight_ties-mean",
-    "margin_ranking_loss-margin0.5_kinks-none", "hinge_embedding_loss-margin1.0_kinks-none",
-}]
+LOW_PRECISION_CASES = [
+    c
+    for c in CASES
+    if c.id
+    in {
+        "multilabel_margin_loss-2d-mean",
+        "multi_margin_loss-p2_margin1.0_weight_ties-mean",
+        "margin_ranking_loss-margin0.5_kinks-none",
+        "hinge_embedding_loss-margin1.0_kinks-none",
+    }
+]
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
@@ -197,18 +247,29 @@ def test_low_precision(case, dtype):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", cases("margin_ranking_loss", (), dict(margin=1.0), integers=(
-    NONE_MEAN, dict(input1=labels(5, 6), input2=labels(5, 6), target=labels(2, 6) * 2 - 1))), ids=str)
+@pytest.mark.parametrize(
+    "case",
+    cases(
+        "margin_ranking_loss",
+        (),
+        dict(margin=1.0),
+        integers=(NONE_MEAN, dict(input1=labels(5, 6), input2=labels(5, 6), target=labels(2, 6) * 2 - 1)),
+    ),
+    ids=str,
+)
 def test_margin_ranking_integer_inputs(case, mode):
     """Integer inputs give a float32 loss, as torch's; in float32 only, since torch's result is float32 even
     where the harness's float64 run expects float64."""
     check_parity(case, "f32", mode)
 
 
-@pytest.mark.parametrize("loss, input, target", [
-    ("multilabel_margin_loss", np.zeros((0, 4)), np.zeros((0, 4), int)),
-    ("multi_margin_loss", np.zeros((0, 4)), np.zeros(0, int)),
-])
+@pytest.mark.parametrize(
+    "loss, input, target",
+    [
+        ("multilabel_margin_loss", np.zeros((0, 4)), np.zeros((0, 4), int)),
+        ("multi_margin_loss", np.zeros((0, 4)), np.zeros(0, int)),
+    ],
+)
 def test_empty_batch_reductions(loss, input, target):
     """torch 2.13 returns uninitialised memory here; jaxloss follows the rule of every other loss (and of
     torch's own empty reductions): 'mean' is NaN, 'sum' 0, and the gradient is empty."""
@@ -229,7 +290,8 @@ def test_multi_margin_weight_gradient():
         expected = np.bincount(y, weights=unweighted.numpy(), minlength=5) / len(y)
         with jax.enable_x64(True):
             grad = jax.grad(lambda w: F.multi_margin_loss(jnp.asarray(x), jnp.asarray(y), p=p, weight=w))(
-                jnp.asarray(MM_WEIGHT))
+                jnp.asarray(MM_WEIGHT)
+            )
         np.testing.assert_allclose(grad, expected, rtol=1e-12)
 
 
@@ -257,8 +319,10 @@ def test_dtype_promotion():
         value = F.multi_margin_loss(x, jnp.asarray(MM_2D["target"]), weight=jnp.asarray(MM_WEIGHT))
         assert value.dtype == jnp.float64
         expected = torch.nn.functional.multi_margin_loss(
-            torch.tensor(np.asarray(x), dtype=torch.float64), torch.tensor(MM_2D["target"]),
-            weight=torch.tensor(MM_WEIGHT))
+            torch.tensor(np.asarray(x), dtype=torch.float64),
+            torch.tensor(MM_2D["target"]),
+            weight=torch.tensor(MM_WEIGHT),
+        )
         np.testing.assert_allclose(value, expected.numpy(), rtol=1e-12)
 
 
@@ -326,8 +390,9 @@ def test_multi_margin_bad_options():
     check_raises(lambda: F.multi_margin_loss(X, MM_Y, margin=None), TypeError, name + "`margin` must be a real number")
     for weight in (jnp.ones((1, 4)), jnp.ones(()), jnp.ones(3)):
         check_raises(lambda: F.multi_margin_loss(X, MM_Y, weight=weight), ValueError, name + "`weight` must be one-dim")
-    check_raises(lambda: F.multi_margin_loss(X, MM_Y, weight=jnp.ones(4, int)), TypeError,
-                 name + "`weight` must be a floating")
+    check_raises(
+        lambda: F.multi_margin_loss(X, MM_Y, weight=jnp.ones(4, int)), TypeError, name + "`weight` must be a floating"
+    )
     for target in (MM_Y[:, None], MM_Y[:1], jnp.array([0, 1, 2]), MM_Y[0]):
         check_raises(lambda: F.multi_margin_loss(X, target), ValueError, name + "`target` must hold one class index")
     check_raises(lambda: F.multi_margin_loss(X[0], MM_Y), ValueError, name + "`target` must hold one class index")
@@ -355,13 +420,16 @@ def test_torch_also_rejects():
             call()
 
 
-@pytest.mark.parametrize("loss, target, bad_rows", [
-    ("multilabel_margin_loss", MLM_Y.at[1, 0].set(4), [1]),
-    ("multilabel_margin_loss", MLM_Y.at[0, 0].set(-2), [0]),
-    ("multilabel_margin_loss", MLM_Y.at[0, 3].set(9), [0]),  # after the -1: torch checks it too
-    ("multi_margin_loss", MM_Y.at[1].set(4), [1]),
-    ("multi_margin_loss", MM_Y.at[0].set(-1), [0]),
-])
+@pytest.mark.parametrize(
+    "loss, target, bad_rows",
+    [
+        ("multilabel_margin_loss", MLM_Y.at[1, 0].set(4), [1]),
+        ("multilabel_margin_loss", MLM_Y.at[0, 0].set(-2), [0]),
+        ("multilabel_margin_loss", MLM_Y.at[0, 3].set(9), [0]),  # after the -1: torch checks it too
+        ("multi_margin_loss", MM_Y.at[1].set(4), [1]),
+        ("multi_margin_loss", MM_Y.at[0].set(-1), [0]),
+    ],
+)
 def test_target_out_of_range(loss, target, bad_rows):
     """A value check: eager calls (and eager grad) raise; under jit the bad samples' losses are NaN."""
     fn = getattr(F, loss)
@@ -398,10 +466,14 @@ def test_hinge_embedding_bad_input():
     name = "^hinge_embedding_loss: "
     x = jnp.ones(4)
     for reduction in ("none", "mean", "sum"):  # torch: int64 for 'none'/'sum'; jaxloss: TypeError for all
-        check_raises(lambda: F.hinge_embedding_loss(x.astype(jnp.int32), x, reduction=reduction), TypeError,
-                     name + "`input` must be a floating-point")
-    check_raises(lambda: F.hinge_embedding_loss(x, x.astype(jnp.complex64)), TypeError,
-                 name + "`target` must be a boolean")
+        check_raises(
+            lambda: F.hinge_embedding_loss(x.astype(jnp.int32), x, reduction=reduction),
+            TypeError,
+            name + "`input` must be a floating-point",
+        )
+    check_raises(
+        lambda: F.hinge_embedding_loss(x, x.astype(jnp.complex64)), TypeError, name + "`target` must be a boolean"
+    )
     check_raises(lambda: F.hinge_embedding_loss(x, jnp.ones(3)), ValueError, name + "shapes do not broadcast")
     check_raises(lambda: F.hinge_embedding_loss(x, x, reduction="batchmean"), ValueError, name + "`reduction` must be")
     check_raises(lambda: F.hinge_embedding_loss(x, x, margin=None), TypeError, name + "`margin` must be a real number")

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as torch_F
 
-from experiments.torch_tudui import TorchTudui
-from experiments.torch_interop import tudui_params_from_torch, tudui_params_to_torch
 from experiments.models import Tudui, max_pool_2x2
+from experiments.torch_interop import tudui_params_from_torch, tudui_params_to_torch
+from experiments.torch_tudui import TorchTudui
 
 # float32: the two networks sum the same products in different orders (oneDNN vs XLA convolutions).
 TOLERANCES = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -75,8 +75,9 @@ def test_logits_and_gradients_match_torch(dtype_name):
             return -jnp.take_along_axis(log_probs, jnp.asarray(labels)[:, None], axis=1).mean(), logits
 
         images_jax = jnp.asarray(dyadic_images(images, dtype))
-        (_, jax_logits), (param_grads, image_grads) = jax.jit(
-            jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, images_jax)
+        (_, jax_logits), (param_grads, image_grads) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
+            params, images_jax
+        )
         assert jax_logits.dtype == dtype
         np.testing.assert_allclose(jax_logits, logits.detach().numpy(), **TOLERANCES[dtype])
         params_close(param_grads, {k: v.grad for k, v in model.named_parameters()}, dtype)

@@ -3,9 +3,9 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
-from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 rng = np.random.default_rng(0)
 
@@ -50,7 +50,7 @@ CASES = [
     *[
         case
         for beta in (0.0, 0.5, 2.0)
-        for case in grid(f"smooth_l1_loss", {f"beta{beta}": regression_variants(False, beta=beta)["kinks"]})
+        for case in grid("smooth_l1_loss", {f"beta{beta}": regression_variants(False, beta=beta)["kinks"]})
     ],
     *grid("huber_loss", regression_variants(weighted=True)),
     *[
@@ -76,7 +76,9 @@ def test_low_precision(case, dtype):
 
 @pytest.mark.parametrize("loss", ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"])
 def test_broadcast_target_warns_like_torch(loss):
-    case = grid(loss, {"broadcast": dict(arrays=dict(input=normal(4, 3), target=normal(3)), grad=("input", "target"))})[0]
+    case = grid(loss, {"broadcast": dict(arrays=dict(input=normal(4, 3), target=normal(3)), grad=("input", "target"))})[
+        0
+    ]
     with pytest.warns(UserWarning, match="target size"):
         check_parity(case, "f32", "eager")
 

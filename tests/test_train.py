@@ -15,9 +15,8 @@ import pytest
 from absl import flags
 from tensorboardX.proto import event_pb2
 
-from experiments import checkpointing, reporting, train
+from experiments import checkpointing, datasets, input_pipeline, reporting, train
 from experiments.configs import default
-from experiments import datasets, input_pipeline
 
 # Importing the command line (experiments.cli) loads the default --config file, which ml_collections 1.1 does
 # with importlib's deprecated `load_module`: its warning, not ours.
@@ -39,17 +38,22 @@ def synthetic_dataset(train_size: int = 44, test_size: int = 20) -> datasets.Ima
 
     train_images, train_labels = sample(train_size)
     test_images, test_labels = sample(test_size)
-    return datasets.ImageDataset(name="synthetic", description="synthetic test data",
-                                 class_names=[str(label) for label in range(NUM_CLASSES)], train_images=train_images,
-                                 train_labels=train_labels, test_images=test_images, test_labels=test_labels)
+    return datasets.ImageDataset(
+        name="synthetic",
+        description="synthetic test data",
+        class_names=[str(label) for label in range(NUM_CLASSES)],
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+    )
 
 
 def small_config(**overrides):
     # 44 images in batches of 8: 6 steps per epoch, the last one padded. Checkpoints at steps 4, 8, 16
     # (mid-epoch) and 6, 12, 18 (epoch ends).
     config = default.get_config()
-    config.update({"batch_size": 8, "num_epochs": 3, "checkpoint_every_steps": 4, "log_every_steps": 2,
-                   **overrides})
+    config.update({"batch_size": 8, "num_epochs": 3, "checkpoint_every_steps": 4, "log_every_steps": 2, **overrides})
     return config
 
 
@@ -59,7 +63,7 @@ def without_timing(records):
 
 def assert_trees_equal(actual, expected):
     assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(e), strict=True)
 
 
@@ -70,8 +74,8 @@ def tensorboard_events(directory: pathlib.Path) -> list:
         data = path.read_bytes()
         offset = 0
         while offset < len(data):
-            (length,) = struct.unpack("<Q", data[offset:offset + 8])
-            events.append(event_pb2.Event.FromString(data[offset + 12:offset + 12 + length]))
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            events.append(event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length]))
             offset += 12 + length + 4
     return events
 
@@ -94,8 +98,17 @@ def test_a_short_run_learns_and_reports(uninterrupted, capsys):
     assert [record["epoch"] for record in records] == [1, 2, 3]
     assert [record["step"] for record in records] == [6, 12, 18]
     for record in records:
-        assert set(record) == {"epoch", "step", "summed_loss", "mean_loss", "test_loss", "test_accuracy",
-                               "images_per_second", "epoch_seconds", "elapsed_seconds"}
+        assert set(record) == {
+            "epoch",
+            "step",
+            "summed_loss",
+            "mean_loss",
+            "test_loss",
+            "test_accuracy",
+            "images_per_second",
+            "epoch_seconds",
+            "elapsed_seconds",
+        }
         assert all(np.isfinite(value) for value in record.values())
         assert record["mean_loss"] == pytest.approx(record["summed_loss"] / 6)
     assert records[-1]["mean_loss"] < records[0]["mean_loss"]
@@ -176,8 +189,14 @@ def test_resume_after_a_kill_mid_epoch_gives_the_uninterrupted_result(uninterrup
     _, expected = uninterrupted
     workdir = tmp_path / "run"
     python_path = os.pathsep.join([str(REPO), str(REPO / "tests")])
-    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(workdir)], cwd=REPO, capture_output=True,
-                            text=True, env={**os.environ, "PYTHONPATH": python_path}, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(workdir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": python_path},
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     # Another process with the same seed computed the same numbers.
     assert without_timing(reporting.read_metrics(workdir)) == without_timing(expected.records[:2])
@@ -196,8 +215,9 @@ def test_resume_after_a_kill_mid_epoch_gives_the_uninterrupted_result(uninterrup
     assert_trees_equal(resumed.opt_state, expected.opt_state)
     assert without_timing(reporting.read_metrics(workdir)) == without_timing(expected.records)
     # TensorBoard is told to hide the events after the step each run resumed from (tensorboardX's purge_step).
-    starts = [event.step for event in tensorboard_events(workdir / reporting.TENSORBOARD_DIR)
-              if event.HasField("session_log")]
+    starts = [
+        event.step for event in tensorboard_events(workdir / reporting.TENSORBOARD_DIR) if event.HasField("session_log")
+    ]
     assert starts == [1, 9, 13]
 
 
@@ -215,11 +235,13 @@ def test_a_nan_loss_stops_the_run_at_its_step(dataset, tmp_path):
     init_key, data_key = train.seed_keys(config.seed)
     params = train.initial_params(init_key)
     opt_state = steps.optimizer.init(params)
-    batches = input_pipeline.epoch_batches(dataset.train_images, dataset.train_labels, config.batch_size,
-                                     seed=data_key, epoch=1)
-    for nan_step, batch in enumerate(batches, start=1):
+    batches = input_pipeline.epoch_batches(
+        dataset.train_images, dataset.train_labels, config.batch_size, seed=data_key, epoch=1
+    )
+    for step, batch in enumerate(batches, start=1):
         params, opt_state, metrics = steps.train_step(params, opt_state, batch)
         if not np.isfinite(metrics["loss"]):
+            nan_step = step
             break
     assert 2 < nan_step <= 6, "the learning rate should make a loss of epoch 1 non-finite, after a checkpoint"
 
@@ -245,7 +267,7 @@ def test_the_torch_reference_trains_in_step_with_the_jax_run(uninterrupted, data
     torch_reference.train_and_evaluate(small_config(), tmp_path, dataset=dataset)
     records = reporting.read_metrics(tmp_path)
     assert [record["step"] for record in records] == [6, 12, 18]
-    for jax_record, torch_record in zip(expected.records, records):
+    for jax_record, torch_record in zip(expected.records, records, strict=True):
         # Same initial weights, batches and SGD: 18 float32 steps apart only by rounding.
         for key in ("summed_loss", "mean_loss", "test_loss"):
             assert torch_record[key] == pytest.approx(jax_record[key], rel=1e-5), key

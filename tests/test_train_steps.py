@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.torch_tudui import TorchTudui
 from experiments.input_pipeline import IGNORE_INDEX
-from experiments.torch_interop import tudui_params_from_torch
-from experiments.train_steps import make_eval_step, make_train_step, torch_sgd
 from experiments.models import Tudui
+from experiments.torch_interop import tudui_params_from_torch
+from experiments.torch_tudui import TorchTudui
+from experiments.train_steps import make_eval_step, make_train_step, torch_sgd
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
@@ -51,13 +51,16 @@ def test_torch_sgd_matches_torch_optim_sgd(options, dtype_name):
             np.testing.assert_allclose(params[key], value.detach().numpy(), **tolerance)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (dict(learning_rate=-0.1), "learning_rate must be >= 0, got -0.1"),
-    (dict(learning_rate=0.1, momentum=-1), "momentum must be >= 0"),
-    (dict(learning_rate=0.1, weight_decay=-1), "weight_decay must be >= 0"),
-    (dict(learning_rate=0.1, momentum=0.9, dampening=0.5), "dampening must be 0"),
-    (dict(learning_rate=0.1, nesterov=True), "nesterov=True requires momentum > 0"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(learning_rate=-0.1), "learning_rate must be >= 0, got -0.1"),
+        (dict(learning_rate=0.1, momentum=-1), "momentum must be >= 0"),
+        (dict(learning_rate=0.1, weight_decay=-1), "weight_decay must be >= 0"),
+        (dict(learning_rate=0.1, momentum=0.9, dampening=0.5), "dampening must be 0"),
+        (dict(learning_rate=0.1, nesterov=True), "nesterov=True requires momentum > 0"),
+    ],
+)
 def test_torch_sgd_rejects_what_torch_rejects(arguments, message):
     with pytest.raises(ValueError, match=message):
         torch_sgd(**arguments)
@@ -75,11 +78,16 @@ def synthetic_dataset(n: int, seed: int = 0):
 def fixed_batches(images, labels, batch_size):
     """Batches in order, the last one padded with zero images and IGNORE_INDEX labels; and its real size."""
     for start in range(0, len(images), batch_size):
-        image, label = images[start:start + batch_size], labels[start:start + batch_size]
+        image, label = images[start : start + batch_size], labels[start : start + batch_size]
         real = len(label)
         padding = batch_size - real
-        yield ({"image": np.pad(image, ((0, padding), (0, 0), (0, 0), (0, 0))),
-                "label": np.pad(label, (0, padding), constant_values=IGNORE_INDEX)}, real)
+        yield (
+            {
+                "image": np.pad(image, ((0, padding), (0, 0), (0, 0), (0, 0))),
+                "label": np.pad(label, (0, padding), constant_values=IGNORE_INDEX),
+            },
+            real,
+        )
 
 
 # Max |difference| reached on this machine over the 50 steps, losses and final weights:

@@ -41,12 +41,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.compute_dtype = "float32"
     # A run of several processes (hosts): jax.distributed.initialize before anything else. Fields left None are
     # found by JAX: the address from $JAX_COORDINATOR_ADDRESS, all three on SLURM, Open MPI, Kubernetes, TPU pods.
-    config.distributed = ml_collections.ConfigDict({
-        "enabled": False,
-        "coordinator_address": config_dict.placeholder(str),
-        "num_processes": config_dict.placeholder(int),
-        "process_id": config_dict.placeholder(int),
-    })
+    config.distributed = ml_collections.ConfigDict(
+        {
+            "enabled": False,
+            "coordinator_address": config_dict.placeholder(str),
+            "num_processes": config_dict.placeholder(int),
+            "process_id": config_dict.placeholder(int),
+        }
+    )
 
     # A checkpoint at the end of every epoch and every `checkpoint_every_steps` steps within one, so a run
     # killed mid-epoch repeats at most that many steps (200 steps of batch 64: about 15 s on a 2-core CPU).

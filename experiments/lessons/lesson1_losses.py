@@ -19,13 +19,16 @@ import jax.numpy as jnp
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from experiments.lessons import side_by_side  # noqa: E402
-from experiments.lessons.side_by_side import show  # noqa: E402
-from jaxloss import nn  # noqa: E402
+from experiments.lessons import side_by_side
+from experiments.lessons.side_by_side import show
+from jaxloss import nn
 
 # What the torch lesson printed for the first pair of tensors (and tensor(1.1019) for the cross-entropy).
-LESSON_PRINTED = {("L1Loss", "mean"): "tensor(0.6667)", ("L1Loss", "sum"): "tensor(2.)",
-                  ("MSELoss", "mean"): "tensor(1.3333)"}
+LESSON_PRINTED = {
+    ("L1Loss", "mean"): "tensor(0.6667)",
+    ("L1Loss", "sum"): "tensor(2.)",
+    ("MSELoss", "mean"): "tensor(1.3333)",
+}
 
 
 def _torch():
@@ -33,6 +36,7 @@ def _torch():
     if not side_by_side.torch_installed():
         return None
     import torch  # imported lazily: the lesson runs without torch
+
     return torch
 
 
@@ -62,8 +66,9 @@ def cross_entropy(torch) -> None:
     logits, label = jnp.reshape(jnp.array([0.1, 0.2, 0.3]), (1, 3)), jnp.array([1])
     torch_value = None
     if torch is not None:
-        torch_value = torch.nn.CrossEntropyLoss()(torch.reshape(torch.tensor([0.1, 0.2, 0.3]), (1, 3)),
-                                                  torch.tensor([1]))
+        torch_value = torch.nn.CrossEntropyLoss()(
+            torch.reshape(torch.tensor([0.1, 0.2, 0.3]), (1, 3)), torch.tensor([1])
+        )
     show("  CrossEntropyLoss()", nn.CrossEntropyLoss()(logits, label), torch_value, lesson_printed="tensor(1.1019)")
     # By hand: -x[class] + log(sum(exp(x))) = -0.2 + log(e^0.1 + e^0.2 + e^0.3).
     show("  by hand: -x[1] + log(sum(exp(x)))", -logits[0, 1] + jnp.log(jnp.sum(jnp.exp(logits))), torch_value)
@@ -74,8 +79,10 @@ def integer_tensors(torch) -> None:
     print("\nInteger tensors are rejected: the lesson's tensor([1, 2, 3]) without dtype=float32")
     if torch is not None:
         try:
-            torch.nn.L1Loss()(torch.reshape(torch.tensor([1, 2, 3]), (1, 1, 1, 3)),
-                              torch.reshape(torch.tensor([1, 2, 5]), (1, 1, 1, 3)))
+            torch.nn.L1Loss()(
+                torch.reshape(torch.tensor([1, 2, 3]), (1, 1, 1, 3)),
+                torch.reshape(torch.tensor([1, 2, 5]), (1, 1, 1, 3)),
+            )
             print("  torch accepted the integer tensors")
         except RuntimeError as error:  # torch cannot take the mean of int64 values
             print(f"  torch:   {type(error).__name__}: {error}")
@@ -92,9 +99,11 @@ def integer_tensors(torch) -> None:
 def gradients(torch) -> None:
     """loss.backward() and inputs.grad -> jax.value_and_grad, which returns the gradient instead of storing it."""
     print("\nGradients: torch's loss.backward() fills inputs.grad; jax.value_and_grad(loss_fn) returns it")
-    cases = [("L1Loss()", nn.L1Loss(), "L1Loss", [1.0, 2.0, 3.0], [1.0, 2.0, 5.0]),
-             ("MSELoss()", nn.MSELoss(), "MSELoss", [1.0, 2.0, 3.0], [1.0, 2.0, 5.0]),
-             ("CrossEntropyLoss()", nn.CrossEntropyLoss(), "CrossEntropyLoss", [[0.1, 0.2, 0.3]], [1])]
+    cases = [
+        ("L1Loss()", nn.L1Loss(), "L1Loss", [1.0, 2.0, 3.0], [1.0, 2.0, 5.0]),
+        ("MSELoss()", nn.MSELoss(), "MSELoss", [1.0, 2.0, 3.0], [1.0, 2.0, 5.0]),
+        ("CrossEntropyLoss()", nn.CrossEntropyLoss(), "CrossEntropyLoss", [[0.1, 0.2, 0.3]], [1]),
+    ]
     for label, loss_fn, torch_name, inputs, targets in cases:
         target = jnp.array(targets)
         # value_and_grad differentiates with respect to the first argument: the prediction, as inputs.grad would.
@@ -106,15 +115,19 @@ def gradients(torch) -> None:
             torch_grad = torch_inputs.grad
         show(f"  {label} loss {float(loss):.4f}, d loss / d inputs", grad, torch_grad)
     logits, label = jnp.array([[0.1, 0.2, 0.3]]), jnp.array([1])
-    show("  cross-entropy's gradient by hand: softmax(x) - one_hot(class)",
-         jnp.exp(logits) / jnp.sum(jnp.exp(logits)) - jax.nn.one_hot(label, 3))
+    show(
+        "  cross-entropy's gradient by hand: softmax(x) - one_hot(class)",
+        jnp.exp(logits) / jnp.sum(jnp.exp(logits)) - jax.nn.one_hot(label, 3),
+    )
 
 
 def main() -> None:
     """Runs the lesson and prints its numbers (next to torch's where torch is installed)."""
     torch = _torch()
-    print(f"Lesson 1: losses on toy tensors (JAX {jax.__version__}"
-          f"{', torch ' + torch.__version__ if torch is not None else ', torch not installed'})")
+    print(
+        f"Lesson 1: losses on toy tensors (JAX {jax.__version__}"
+        f"{', torch ' + torch.__version__ if torch is not None else ', torch not installed'})"
+    )
     regression_losses(torch, [1.0, 2.0, 3.0], [1.0, 2.0, 5.0], check_lesson=True)
     regression_losses(torch, [1.0, 2.0, 3.0], [1.0, 4.0, 9.0], check_lesson=False)
     cross_entropy(torch)

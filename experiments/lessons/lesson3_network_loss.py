@@ -24,11 +24,11 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from experiments.lessons.side_by_side import as_text, show, torch_installed  # noqa: E402
-from experiments import datasets  # noqa: E402
-from jaxloss.functional import cross_entropy  # noqa: E402
-from experiments.torch_interop import tudui_params_from_torch, tudui_params_to_torch  # noqa: E402
-from experiments.models import Tudui  # noqa: E402
+from experiments import datasets
+from experiments.lessons.side_by_side import as_text, show, torch_installed
+from experiments.models import Tudui
+from experiments.torch_interop import tudui_params_from_torch, tudui_params_to_torch
+from jaxloss.functional import cross_entropy
 
 # Module-level, so that every lesson run in a process reuses one compilation (Tudui's random init takes seconds to
 # compile on a CPU). torch: tudui = Tudui() creates the weights inside the module. Flax: the module is only the
@@ -68,8 +68,12 @@ GRADIENT_RTOL = 1e-2
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="auto", choices=datasets.DATASET_NAMES,
-                        help="'auto': CIFAR-10 when available ($JAXLOSS_CIFAR10_DIR or tfds), else digits")
+    parser.add_argument(
+        "--dataset",
+        default="auto",
+        choices=datasets.DATASET_NAMES,
+        help="'auto': CIFAR-10 when available ($JAXLOSS_CIFAR10_DIR or tfds), else digits",
+    )
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 64], help="the batches to run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights")
     return parser.parse_args(argv)
@@ -100,8 +104,10 @@ def torch_gradients(params, images: np.ndarray, labels: np.ndarray):
     result_loss = loss(tudui(imgs), targets)
     result_loss.backward()
     grad = tudui.model1[0].weight.grad
-    print(f"  torch: after result_loss.backward(), tudui.model1[0].weight.grad is a {type(grad).__name__} "
-          f"of shape {tuple(grad.shape)} (OIHW)")
+    print(
+        f"  torch: after result_loss.backward(), tudui.model1[0].weight.grad is a {type(grad).__name__} "
+        f"of shape {tuple(grad.shape)} (OIHW)"
+    )
     # The same gradients in Flax's layout (HWIO kernels, (in, out) dense kernels, NHWC flatten order).
     grads = tudui_params_from_torch({name: p.grad for name, p in tudui.named_parameters()})
     return result_loss, grads
@@ -110,15 +116,19 @@ def torch_gradients(params, images: np.ndarray, labels: np.ndarray):
 def lesson_at(batch_size: int, params, dataset: datasets.ImageDataset) -> None:
     """The forward pass, loss and gradients of the first `batch_size` test images (the lesson's DataLoader)."""
     images, labels = dataset.test_images[:batch_size], dataset.test_labels[:batch_size]
-    print(f"\n--- batch {batch_size}: images {images.shape} (NHWC; torch's are NCHW), targets {labels.tolist()[:8]}"
-          f"{' ...' if batch_size > 8 else ''}")
+    print(
+        f"\n--- batch {batch_size}: images {images.shape} (NHWC; torch's are NCHW), targets {labels.tolist()[:8]}"
+        f"{' ...' if batch_size > 8 else ''}"
+    )
 
     # torch: outputs = tudui(imgs); result_loss = loss(outputs, targets); result_loss.backward()
     # JAX: the loss is a function of the parameters; jax.value_and_grad gives its value and its gradient.
     (loss, outputs), grads = loss_and_grads(params, images, labels)
     print(f"  outputs = tudui(imgs): shape {outputs.shape}")
-    print("  JAX has no .grad: gradients are return values. jax.value_and_grad(loss_fn, has_aux=True)(params, ...) "
-          "returned ((loss, outputs), grads), grads with params' tree structure:")
+    print(
+        "  JAX has no .grad: gradients are return values. jax.value_and_grad(loss_fn, has_aux=True)(params, ...) "
+        "returned ((loss, outputs), grads), grads with params' tree structure:"
+    )
     print(f"    {jax.tree.structure(grads)}")
 
     torch_loss, torch_grads = torch_gradients(params, images, labels) if torch_installed() else (None, None)
@@ -156,8 +166,10 @@ def main(argv=None) -> None:
         print("torch runs side by side on the same weights (exported with experiments.torch_interop).")
     for batch_size in args.batch_sizes:
         lesson_at(batch_size, params, dataset)
-    print("\ntorch's loop calls backward() image after image without zero_grad(), so .grad keeps adding up; "
-          "jax.grad's result is new on every call (lesson 4 shows accumulation as an explicit sum).")
+    print(
+        "\ntorch's loop calls backward() image after image without zero_grad(), so .grad keeps adding up; "
+        "jax.grad's result is new on every call (lesson 4 shows accumulation as an explicit sum)."
+    )
 
 
 if __name__ == "__main__":

@@ -27,14 +27,19 @@ import optax
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from experiments.lessons.lesson3_network_loss import (  # noqa: E402
-    GRADIENT_RTOL, initial_params, loss_and_grads, show_gradients, torch_tudui)
-from experiments.lessons.side_by_side import as_text, show, torch_installed  # noqa: E402
-from experiments import datasets  # noqa: E402
-from experiments.input_pipeline import IGNORE_INDEX, epoch_batches  # noqa: E402
-from experiments.torch_interop import tudui_params_from_torch  # noqa: E402
-from experiments.train_steps import make_train_step, torch_sgd  # noqa: E402
-from experiments.models import Tudui  # noqa: E402
+from experiments import datasets
+from experiments.input_pipeline import IGNORE_INDEX, epoch_batches
+from experiments.lessons.lesson3_network_loss import (
+    GRADIENT_RTOL,
+    initial_params,
+    loss_and_grads,
+    show_gradients,
+    torch_tudui,
+)
+from experiments.lessons.side_by_side import as_text, show, torch_installed
+from experiments.models import Tudui
+from experiments.torch_interop import tudui_params_from_torch
+from experiments.train_steps import make_train_step, torch_sgd
 
 # Two float32 trainings drift apart by rounding, step after step (summation order in the convolutions, and the
 # max-pool near-ties of lesson 3): on CIFAR-10 at batch 64 the summed losses differ by ~1e-7 relative after one
@@ -48,8 +53,12 @@ WEIGHT_ROUNDING = 4 * float(np.finfo(np.float32).eps)
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="auto", choices=datasets.DATASET_NAMES,
-                        help="'auto': CIFAR-10 when available ($JAXLOSS_CIFAR10_DIR or tfds), else digits")
+    parser.add_argument(
+        "--dataset",
+        default="auto",
+        choices=datasets.DATASET_NAMES,
+        help="'auto': CIFAR-10 when available ($JAXLOSS_CIFAR10_DIR or tfds), else digits",
+    )
     parser.add_argument("--batch_size", type=int, default=64, help="the lesson used 1")
     parser.add_argument("--epochs", type=int, default=3, help="the lesson ran 20")
     parser.add_argument("--learning_rates", type=float, nargs="+", default=[0.01, 0.02])
@@ -105,19 +114,24 @@ def train(images, labels, params, learning_rate: float, args) -> None:
                 torch_running_loss += result_loss.item()
                 torch_first_losses += [result_loss.item()] if len(torch_first_losses) < CHECKED_STEPS else []
         if epoch == 0:
-            show(f"  epoch 0: the first {len(first_losses)} steps' losses", first_losses,
-                 torch_first_losses if torch_installed() else None)
+            show(
+                f"  epoch 0: the first {len(first_losses)} steps' losses",
+                first_losses,
+                torch_first_losses if torch_installed() else None,
+            )
         if torch_running_loss is not None:
             difference = abs(running_loss - torch_running_loss) / abs(torch_running_loss)
-            print(f"  epoch {epoch}: running_loss: {as_text(running_loss)}   (torch: {as_text(torch_running_loss)}, "
-                  f"relative difference {difference:.1e})")
+            print(
+                f"  epoch {epoch}: running_loss: {as_text(running_loss)}   (torch: {as_text(torch_running_loss)}, "
+                f"relative difference {difference:.1e})"
+            )
         else:
             show(f"  epoch {epoch}: running_loss", running_loss)
 
 
 def accumulation(images, labels, params, learning_rate: float, k: int, batch_size: int) -> None:
     """Gradients accumulated over k batches: a sum of pytrees and `optax.MultiSteps`, against torch's `.grad`."""
-    batches = list(epoch_batches(images[:k * batch_size], labels[:k * batch_size], batch_size))
+    batches = list(epoch_batches(images[: k * batch_size], labels[: k * batch_size], batch_size))
     print(f"\n--- gradient accumulation over k = {k} batches of {batch_size}")
 
     # (a) torch: k backward() calls with no zero_grad() in between leave g_1 + ... + g_k in .grad.
@@ -147,8 +161,10 @@ def accumulation(images, labels, params, learning_rate: float, k: int, batch_siz
     for step, batch in enumerate(batches, start=1):
         new_params, opt_state, _ = train_step(new_params, opt_state, batch)
         if step < k:
-            unchanged = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(new_params)),
-                                                                 jax.tree.leaves(params)))
+            unchanged = all(
+                np.array_equal(a, b)
+                for a, b in zip(jax.tree.leaves(jax.device_get(new_params)), jax.tree.leaves(params), strict=True)
+            )
             print(f"(b) MultiSteps step {step} of {k}: params unchanged, the gradient stored: {unchanged}")
             assert unchanged, "MultiSteps changed the weights before the k-th step"
     new_params = jax.device_get(new_params)
@@ -163,11 +179,13 @@ def accumulation(images, labels, params, learning_rate: float, k: int, batch_siz
             (loss(tudui(imgs), targets) / k).backward()  # .grad ends as (g_1 + ... + g_k) / k
         optim.step()
         torch_params = tudui_params_from_torch(tudui.state_dict())
-    print(f"(b) MultiSteps step {k} of {k}: params - lr * mean(g_1, ..., g_{k}) = params - {learning_rate:g} / {k} * "
-          "sum, checked against the formula" + (f" and torch's SGD(lr={learning_rate:g}).step() after {k} x "
-                                                 f"(loss / {k}).backward()" if torch_params else ""))
+    print(
+        f"(b) MultiSteps step {k} of {k}: params - lr * mean(g_1, ..., g_{k}) = params - {learning_rate:g} / {k} * "
+        "sum, checked against the formula"
+        + (f" and torch's SGD(lr={learning_rate:g}).step() after {k} x (loss / {k}).backward()" if torch_params else "")
+    )
     leaves = map(jax.tree.leaves, (params, by_formula, torch_params or by_formula))
-    for (path, ours), before, formula, theirs in zip(jax.tree.leaves_with_path(new_params), *leaves):
+    for (path, ours), before, formula, theirs in zip(jax.tree.leaves_with_path(new_params), *leaves, strict=True):
         name = jax.tree_util.keystr(path)
         differences = [weight_difference(ours, np.asarray(reference), before) for reference in (formula, theirs)]
         line = f"  |change of params{name}|: {np.linalg.norm(ours - before):.4e}   (formula: {differences[0]:.1e}"
@@ -198,14 +216,17 @@ def main(argv=None) -> None:
     print(f"Training on the first {len(labels)} test images, batch {args.batch_size}, {args.epochs} epochs.")
     if torch_installed():
         print("torch's SGD runs side by side from the same weights on the same batches.")
-    print("torch's step: optim.zero_grad(); result_loss.backward(); optim.step(). backward() ADDS into each .grad,\n"
-          "so zero_grad() first clears the last batch's gradients. JAX's step, params, opt_state = train_step(params,\n"
-          "opt_state, batch), takes its gradients as a fresh return value of jax.value_and_grad: nothing to clear.")
+    print(
+        "torch's step: optim.zero_grad(); result_loss.backward(); optim.step(). backward() ADDS into each .grad,\n"
+        "so zero_grad() first clears the last batch's gradients. JAX's step, params, opt_state = train_step(params,\n"
+        "opt_state, batch), takes its gradients as a fresh return value of jax.value_and_grad: nothing to clear."
+    )
     params = jax.device_get(initial_params(args.seed))  # on the host: each run below gets its own device copy
     for learning_rate in args.learning_rates:
         train(images, labels, params, learning_rate, args)
-    accumulation(dataset.test_images, dataset.test_labels, params, args.learning_rates[0], args.accumulate,
-                 args.batch_size)
+    accumulation(
+        dataset.test_images, dataset.test_labels, params, args.learning_rates[0], args.accumulate, args.batch_size
+    )
 
 
 if __name__ == "__main__":

@@ -23,15 +23,16 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make `jaxloss` and `experiments` importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-import jaxloss.functional as F  # noqa: E402
-from experiments.lessons.side_by_side import show, torch_installed  # noqa: E402
+import jaxloss.functional as F
+from experiments.lessons.side_by_side import show, torch_installed
 
 
 def _torch():
     """The torch module where it is installed (the lesson then runs the torch original too), else None."""
     if not torch_installed():
         return None
-    import torch  # noqa: PLC0415 (imported only when installed)
+    import torch
+
     return torch
 
 
@@ -64,8 +65,10 @@ def mse_by_hand(torch) -> None:
 
     # Now a vector: prediction x against target y, n = 3 elements.
     x, y = jnp.array([1.0, 2.0, 3.0]), jnp.array([1.0, 4.0, 9.0])
-    for reduction, by_hand, formula in (("mean", 2 * (x - y) / x.size, "2 (x - y) / n"),
-                                        ("sum", 2 * (x - y), "2 (x - y)")):
+    for reduction, by_hand, formula in (
+        ("mean", 2 * (x - y) / x.size, "2 (x - y) / n"),
+        ("sum", 2 * (x - y), "2 (x - y)"),
+    ):
         grad_x = jax.grad(F.mse_loss)(x, y, reduction)  # jax.grad differentiates the first argument by default
         np.testing.assert_allclose(grad_x, by_hand, rtol=1e-6)
         torch_grad_x = None
@@ -87,8 +90,8 @@ def grad_versus_backward(torch) -> None:
     w, b = jnp.array(2.0), jnp.array(0.5)
     residual = w * x + b - y  # by hand: d/dw mean(r^2) = mean(2 r x), d/db mean(r^2) = mean(2 r)
     by_hand = (jnp.mean(2 * residual * x), jnp.mean(2 * residual))
-    grad_w = jax.grad(loss, argnums=0)(w, b)              # torch.autograd.grad(loss, [w]) -> (dw,)
-    grad_w_and_b = jax.grad(loss, argnums=(0, 1))(w, b)   # loss.backward(); w.grad, b.grad
+    grad_w = jax.grad(loss, argnums=0)(w, b)  # torch.autograd.grad(loss, [w]) -> (dw,)
+    grad_w_and_b = jax.grad(loss, argnums=(0, 1))(w, b)  # loss.backward(); w.grad, b.grad
     np.testing.assert_allclose(grad_w, by_hand[0], rtol=1e-6)
     np.testing.assert_allclose(grad_w_and_b, by_hand, rtol=1e-6)
     torch_grad_w = torch_grads = None
@@ -99,7 +102,7 @@ def grad_versus_backward(torch) -> None:
         torch_loss = torch.nn.functional.mse_loss(torch_w * torch_x + torch_b, torch_y)
         (torch_grad_w,) = torch.autograd.grad(torch_loss, [torch_w], retain_graph=True)
         assert torch_w.grad is None  # autograd.grad returns the gradient and leaves .grad alone
-        torch_loss.backward()         # backward() fills .grad of every leaf that requires grad
+        torch_loss.backward()  # backward() fills .grad of every leaf that requires grad
         torch_grads = np.array([torch_w.grad, torch_b.grad])
     show("  jax.grad(loss, argnums=0)(w, b)         ~ autograd.grad(loss, [w])", grad_w, torch_grad_w)
     show("  jax.grad(loss, argnums=(0, 1))(w, b)    ~ backward(); w.grad, b.grad", grad_w_and_b, torch_grads)
@@ -174,7 +177,7 @@ def reuse_without_retain_graph(torch) -> None:
         torch_a = torch.tensor([2.0, 1.0], requires_grad=True)
         torch_p = torch.nn.functional.softmax(torch_a, dim=0)
         (torch_row_0,) = torch.autograd.grad(torch_p[0], [torch_a], retain_graph=True)  # keep the graph...
-        (torch_row_1,) = torch.autograd.grad(torch_p[1], [torch_a])                     # ...for this call
+        (torch_row_1,) = torch.autograd.grad(torch_p[1], [torch_a])  # ...for this call
         try:
             torch.autograd.grad(torch_p[1], [torch_a])  # the graph is gone now
         except RuntimeError as error:
@@ -190,8 +193,8 @@ def softmax_jacobian(torch) -> None:
     for logits in ([2.0, 1.0], [2.0, 1.0, 0.1]):
         a = jnp.array(logits)
         p = jax.nn.softmax(a)
-        jacobian = jax.jacrev(jax.nn.softmax)(a)          # row i: the gradient of p_i
-        by_hand = jnp.diag(p) - jnp.outer(p, p)           # p_i delta_ij - p_i p_j
+        jacobian = jax.jacrev(jax.nn.softmax)(a)  # row i: the gradient of p_i
+        by_hand = jnp.diag(p) - jnp.outer(p, p)  # p_i delta_ij - p_i p_j
         np.testing.assert_allclose(jacobian, by_hand, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(jax.jacfwd(jax.nn.softmax)(a), jacobian, rtol=1e-5, atol=1e-7)
         off_diagonal = ~np.eye(a.size, dtype=bool)
@@ -204,8 +207,10 @@ def softmax_jacobian(torch) -> None:
             rows = [torch.autograd.grad(torch_p[i], [torch_a], retain_graph=True)[0] for i in range(a.size)]
             torch_jacobian = torch.stack(rows)  # as the lesson did it: one autograd.grad per output
             np.testing.assert_allclose(
-                torch.autograd.functional.jacobian(lambda t: torch.softmax(t, dim=0), torch_a), torch_jacobian,
-                rtol=1e-6)
+                torch.autograd.functional.jacobian(lambda t: torch.softmax(t, dim=0), torch_a),
+                torch_jacobian,
+                rtol=1e-6,
+            )
         show(f"  p = softmax({logits})", p)
         show(f"  softmax Jacobian, a = {logits}", jacobian, torch_jacobian)
         print("  (positive on the diagonal, negative elsewhere, each column sums to 0)")
@@ -214,8 +219,10 @@ def softmax_jacobian(torch) -> None:
 def main() -> None:
     """Runs the lesson's five steps, printing each gradient by JAX next to torch's."""
     torch = _torch()
-    print(f"Lesson 5: gradients by hand (JAX {jax.__version__}"
-          + (f", torch {torch.__version__} side by side)" if torch is not None else ", torch not installed)"))
+    print(
+        f"Lesson 5: gradients by hand (JAX {jax.__version__}"
+        + (f", torch {torch.__version__} side by side)" if torch is not None else ", torch not installed)")
+    )
     mse_by_hand(torch)
     grad_versus_backward(torch)
     what_to_differentiate(torch)

@@ -41,8 +41,9 @@ def show(label: str, value, torch_value=None, *, lesson_printed: str | None = No
     line = f"{label}: {as_text(value)}"
     if torch_value is not None:
         torch_array = np.asarray(torch_value.detach() if hasattr(torch_value, "detach") else torch_value)
-        np.testing.assert_allclose(np.asarray(value), torch_array, rtol=RTOL, atol=ATOL,
-                                   err_msg=f"{label}: jaxloss and torch disagree")
+        np.testing.assert_allclose(
+            np.asarray(value), torch_array, rtol=RTOL, atol=ATOL, err_msg=f"{label}: jaxloss and torch disagree"
+        )
         line += f"   (torch: {as_text(torch_array)})"
     if lesson_printed is not None:
         line += f"   [the lesson printed {lesson_printed}]"

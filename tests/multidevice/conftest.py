@@ -13,5 +13,7 @@ NUM_DEVICES = 4
 @pytest.fixture(autouse=True, scope="session")
 def four_devices():
     if jax.device_count() < NUM_DEVICES:
-        pytest.fail(f"the multi-device tests need {NUM_DEVICES} devices, JAX sees {jax.device_count()}: run them "
-                    f"with XLA_FLAGS=--xla_force_host_platform_device_count={NUM_DEVICES}")
+        pytest.fail(
+            f"the multi-device tests need {NUM_DEVICES} devices, JAX sees {jax.device_count()}: run them "
+            f"with XLA_FLAGS=--xla_force_host_platform_device_count={NUM_DEVICES}"
+        )

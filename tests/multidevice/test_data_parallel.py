@@ -13,11 +13,10 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import checkpointing, reporting, train
-from experiments import distributed, train_steps
+from experiments import checkpointing, distributed, reporting, train, train_steps
 from experiments.input_pipeline import IGNORE_INDEX, epoch_batches, prefetch_to_device
-from jaxloss.functional import cross_entropy, nll_loss
 from experiments.models import Tudui
+from jaxloss.functional import cross_entropy, nll_loss
 from tests.test_train import small_config, synthetic_dataset
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
@@ -27,13 +26,14 @@ BATCH = 16  # 4 rows a device
 
 def assert_trees_close(actual, expected, **tolerance):
     assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), **tolerance)
 
 
 def is_replicated(tree, mesh) -> bool:
-    return all(leaf.sharding.is_equivalent_to(distributed.replicated(mesh), leaf.ndim)
-               for leaf in jax.tree.leaves(tree))
+    return all(
+        leaf.sharding.is_equivalent_to(distributed.replicated(mesh), leaf.ndim) for leaf in jax.tree.leaves(tree)
+    )
 
 
 def train_on(mesh, model, params, images, labels, epochs: int):
@@ -92,11 +92,14 @@ def loss_heavy(weights, features, labels, spatial_labels, class_weight):
     """Reductions over the global batch: weighted means with ignored targets, label smoothing, a sum, 2-D NLL."""
     logits = features @ weights["kernel"] + weights["bias"]  # (N, C)
     spatial_logits = jnp.stack([logits, 2 * logits, -logits], axis=-1)  # (N, C, d)
-    return (cross_entropy(logits, labels, weight=class_weight, ignore_index=IGNORE_INDEX)
-            + cross_entropy(spatial_logits, spatial_labels, ignore_index=IGNORE_INDEX, label_smoothing=0.1)
-            + nll_loss(jax.nn.log_softmax(spatial_logits, axis=1), spatial_labels, weight=class_weight,
-                       ignore_index=IGNORE_INDEX)
-            + 0.01 * cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum"))
+    return (
+        cross_entropy(logits, labels, weight=class_weight, ignore_index=IGNORE_INDEX)
+        + cross_entropy(spatial_logits, spatial_labels, ignore_index=IGNORE_INDEX, label_smoothing=0.1)
+        + nll_loss(
+            jax.nn.log_softmax(spatial_logits, axis=1), spatial_labels, weight=class_weight, ignore_index=IGNORE_INDEX
+        )
+        + 0.01 * cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
@@ -111,6 +114,7 @@ def test_loss_reductions_are_over_the_global_batch(dtype):
                 loss, grads = jax.value_and_grad(loss_heavy)(weights, features, labels, spatial_labels, class_weight)
                 updates, _ = optimizer.update(grads, optimizer.init(weights))
                 return optax.apply_updates(weights, updates), loss
+
             return jax.lax.scan(step, weights, length=10)
 
         results = {}
@@ -144,8 +148,10 @@ def test_a_sharded_checkpoint_restores_onto_other_device_counts(tmp_path):
 
     for count in (2, 1):
         mesh = distributed.data_mesh(count)
-        like = {"sharded": jax.device_put(np.zeros((16, 2), np.float32), distributed.batch_sharding(mesh)),
-                "replicated": jax.device_put(np.zeros(3), distributed.replicated(mesh))}
+        like = {
+            "sharded": jax.device_put(np.zeros((16, 2), np.float32), distributed.batch_sharding(mesh)),
+            "replicated": jax.device_put(np.zeros(3), distributed.replicated(mesh)),
+        }
         restored, progress = checkpointing.Checkpointer(tmp_path, max_to_keep=1).restore(1, like)
         assert progress == {"step": 1}
         assert restored["sharded"].sharding == like["sharded"].sharding
@@ -176,8 +182,10 @@ def test_an_evaluation_of_many_batches_runs_through_and_counts_as_one_device():
     dataset = synthetic_dataset(train_size=4, test_size=6400)
     eval_step = train_steps.make_eval_step(Tudui())
     params = jax.device_get(Tudui().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
-    results = [train.evaluate(eval_step, jax.device_put(params, distributed.replicated(mesh)), dataset, 64, mesh)
-               for mesh in (distributed.data_mesh(1), distributed.data_mesh(4))]
+    results = [
+        train.evaluate(eval_step, jax.device_put(params, distributed.replicated(mesh)), dataset, 64, mesh)
+        for mesh in (distributed.data_mesh(1), distributed.data_mesh(4))
+    ]
     assert results[0]["count"] == results[1]["count"] == 6400
     assert results[1]["correct"] == results[0]["correct"]
     assert results[1]["loss_sum"] == pytest.approx(results[0]["loss_sum"], rel=1e-6)
