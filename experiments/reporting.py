@@ -1,16 +1,18 @@
-"""Per-epoch metrics of a training run: the record, its printed line, and its JSONL and TensorBoard files.
+"""Per-epoch metrics of a training run: the record, its printed line, its JSONL file, and the run's hyperparameters.
 
-Both trainers (`experiments.train` in JAX, `experiments.torch_reference` in torch) report through this module,
-so their lines and files can be compared side by side.
+Both trainers (`experiments.train` in JAX, `experiments.torch_reference` in torch) report through this module
+and `experiments.metric_writers` (the log and TensorBoard, `workdir/tensorboard`), so their lines and files can
+be compared side by side.
 """
 
 import json
 import os
 import pathlib
-import time
 from collections.abc import Mapping
 
-import tensorboardX
+import ml_collections
+
+from experiments import metric_writers
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -87,12 +89,37 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict]:
     return records
 
 
-class MetricWriter:
-    """Writes epoch records to `workdir/metrics.jsonl` and scalars to TensorBoard event files.
+def epoch_scalars(record: Mapping[str, float]) -> dict[str, float]:
+    """An `epoch_record` as the scalars written at its step: 'epoch/' before each metric's name."""
+    return {f"epoch/{key}": value for key, value in record.items() if key not in ("epoch", "step")}
 
-    Writing starts after `start_step`: JSONL records of later steps (left by an interrupted run that is now
-    resumed from `start_step`) are dropped, and TensorBoard is told to hide its events from `start_step + 1`
-    on (tensorboardX's `purge_step`), so nothing is duplicated. TensorBoard needs no TensorFlow here.
+
+def config_hparams(config: ml_collections.ConfigDict) -> dict[str, metric_writers.HParam]:
+    """Every field of `config` as a hyperparameter, nested names joined by '.' (e.g. 'distributed.enabled').
+
+    Booleans, numbers, strings and None (an unset placeholder) are kept as they are; any other value (a list, a
+    tuple) becomes its `str`.
+    """
+
+    def flatten(fields: Mapping, prefix: str) -> dict[str, metric_writers.HParam]:
+        flat = {}
+        for key, value in fields.items():
+            if isinstance(value, Mapping):
+                flat.update(flatten(value, f"{prefix}{key}."))
+            else:
+                flat[f"{prefix}{key}"] = (
+                    value if value is None or isinstance(value, bool | int | float | str) else str(value)
+                )
+        return flat
+
+    return flatten(config.to_dict(), "")
+
+
+class MetricsFile:
+    """`workdir/metrics.jsonl`: the epoch records of a run, one JSON object a line, each on disk once appended.
+
+    The file starts after `start_step`: records of later steps (left by an interrupted run that is now resumed
+    from `start_step`) are dropped when it is opened, so that none is written twice.
 
     Args:
         workdir: the run's directory (created if missing).
@@ -103,56 +130,20 @@ class MetricWriter:
         workdir = pathlib.Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         kept = [record for record in read_metrics(workdir) if record["step"] <= start_step]
-        self._jsonl_path = workdir / METRICS_FILE
-        temporary = self._jsonl_path.with_suffix(".jsonl.tmp")
+        path = workdir / METRICS_FILE
+        temporary = path.with_suffix(".jsonl.tmp")
         with open(temporary, "w") as file:
             file.writelines(json.dumps(record) + "\n" for record in kept)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, self._jsonl_path)  # atomic: a kill now leaves the old file or the new one
-        self._jsonl = open(self._jsonl_path, "a")
-        # tensorboardX names event files by the second they were opened; the suffix keeps a run resumed within
-        # the same second from truncating the file of the run before it, and sorts after it.
-        self._tensorboard = tensorboardX.SummaryWriter(
-            str(workdir / TENSORBOARD_DIR), purge_step=start_step + 1, filename_suffix=f".{time.time_ns()}"
-        )
+        os.replace(temporary, path)  # atomic: a kill now leaves the old file or the new one
+        self._file = open(path, "a")
 
-    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        """Adds scalars (e.g. `{'train/loss': 2.3}`) at `step` to TensorBoard."""
-        for tag, value in scalars.items():
-            self._tensorboard.add_scalar(tag, value, step)
-
-    def write_epoch(self, record: Mapping[str, float]) -> None:
-        """Appends an `epoch_record` to the JSONL file (flushed to disk) and to TensorBoard."""
-        self._jsonl.write(json.dumps(dict(record)) + "\n")
-        self.write_scalars(
-            record["step"], {f"epoch/{key}": value for key, value in record.items() if key not in ("epoch", "step")}
-        )
-        self.flush()
-
-    def flush(self) -> None:
-        """Puts everything written so far on disk (before a checkpoint, so that a kill loses none of it)."""
-        self._jsonl.flush()
-        os.fsync(self._jsonl.fileno())
-        self._tensorboard.flush()
+    def append(self, record: Mapping[str, float]) -> None:
+        """Appends an `epoch_record`, and returns once it is on disk (so that a kill after it loses none of it)."""
+        self._file.write(json.dumps(dict(record)) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self.flush()
-        self._jsonl.close()
-        self._tensorboard.close()
-
-
-class NullMetricWriter:
-    """A `MetricWriter` that writes nothing: what the processes other than process 0 of a multi-process run use."""
-
-    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        del step, scalars
-
-    def write_epoch(self, record: Mapping[str, float]) -> None:
-        del record
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        self._file.close()

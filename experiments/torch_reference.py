@@ -3,7 +3,8 @@
 Same data, same batches in the same order (`experiments.input_pipeline` with the same seed), the same initial weights
 (the JAX run's, exported with `experiments.torch_interop`), `torch.optim.SGD` with the same settings and
 `nn.CrossEntropyLoss()`; images go in as float32 NCHW scaled by 1/255 (torchvision's ToTensor). It prints the
-same per-epoch lines and writes the same `metrics.jsonl`, TensorBoard files and plot to its own workdir.
+same per-epoch lines and writes the same `metrics.jsonl`, TensorBoard files (scalars and the config as
+hyperparameters) and plot to its own workdir.
 
 Run from the repository root::
 
@@ -25,7 +26,7 @@ from torch import nn
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from experiments import cli, datasets, input_pipeline, plotting, reporting, train
+from experiments import cli, datasets, input_pipeline, metric_writers, plotting, reporting, train
 from experiments.torch_interop import tudui_params_to_torch
 from experiments.torch_tudui import TorchTudui
 
@@ -103,7 +104,9 @@ def train_and_evaluate(
     )
     loss_fn = nn.CrossEntropyLoss()
     steps_per_epoch = input_pipeline.num_batches(len(dataset.train_labels), config.batch_size)
-    writer = reporting.MetricWriter(workdir)
+    writer = metric_writers.create_default_writer(workdir / reporting.TENSORBOARD_DIR, just_logging=False)
+    writer.write_hparams(reporting.config_hparams(config))
+    metrics_file = reporting.MetricsFile(workdir)
     step, clock_start = 0, time.perf_counter()
     try:
         for epoch in range(1, config.num_epochs + 1):
@@ -143,10 +146,13 @@ def train_and_evaluate(
                 train_seconds=train_seconds,
                 elapsed_seconds=time.perf_counter() - clock_start,
             )
-            writer.write_epoch(record)
+            writer.write_scalars(step, reporting.epoch_scalars(record))
+            writer.flush()
+            metrics_file.append(record)
             tqdm.tqdm.write(reporting.format_epoch(record, config.num_epochs))
     finally:
         writer.close()
+        metrics_file.close()
     plotting.plot_curves(
         reporting.read_metrics(workdir), workdir / train.PLOT_FILE, title=f"torch Tudui on {dataset.name}"
     )

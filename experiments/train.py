@@ -4,13 +4,14 @@
 trains data-parallel over all the devices JAX sees (`experiments.distributed`: the batch split over a mesh,
 parameters replicated), on one host or, after `jax.distributed.initialize`, on many. Every epoch prints the
 lessons' summed loss with the mean loss, test loss and accuracy, speed and elapsed time, and appends the same
-record to `workdir/metrics.jsonl` and to TensorBoard (`workdir/tensorboard`). Checkpoints (`workdir/checkpoints`)
+record to `workdir/metrics.jsonl` and to TensorBoard (`workdir/tensorboard`, with the config as hyperparameters,
+through `experiments.metric_writers`). Checkpoints (`workdir/checkpoints`)
 are written at the end of each epoch and every `config.checkpoint_every_steps` steps;
 resuming from one gives bitwise the result of an uninterrupted run, because the batch order is a pure function
 of (seed, epoch) and the checkpoint holds everything else the remaining steps depend on. Checkpoints hold the
 sharded arrays (orbax) and restore onto the mesh of the resumed run, whatever its number of devices.
-In a multi-process run, process 0 alone prints and writes metrics, TensorBoard events and the plot; all
-processes take part in every checkpoint.
+In a multi-process run, process 0 alone prints and writes metrics, TensorBoard events and the plot (the others
+log their metrics, as clu's default writer does); all processes take part in every checkpoint.
 """
 
 import collections
@@ -30,7 +31,16 @@ import optax
 import tqdm
 from jax.experimental import multihost_utils
 
-from experiments import checkpointing, datasets, distributed, input_pipeline, plotting, reporting, train_steps
+from experiments import (
+    checkpointing,
+    datasets,
+    distributed,
+    input_pipeline,
+    metric_writers,
+    plotting,
+    reporting,
+    train_steps,
+)
 from experiments.models import IMAGE_SHAPE, Tudui
 
 PLOT_FILE = "curves.png"
@@ -185,7 +195,7 @@ class _LossSum:
     keeps the device busy meanwhile.
     """
 
-    def __init__(self, position: _Position, writer: reporting.MetricWriter, log_every_steps: int):
+    def __init__(self, position: _Position, writer: metric_writers.MetricWriter, log_every_steps: int):
         self._position, self._writer, self._log_every_steps = position, writer, log_every_steps
         self._pending = None
         self.total = 0.0
@@ -273,7 +283,12 @@ def train_and_evaluate(
     elif resume:
         say(f"No checkpoint in {workdir}: starting from the beginning")
 
-    writer = reporting.MetricWriter(workdir, start_step=progress["step"]) if primary else reporting.NullMetricWriter()
+    # Both start after the checkpoint's step: what an interrupted run reported after it is dropped, then redone.
+    writer = metric_writers.create_default_writer(
+        workdir / reporting.TENSORBOARD_DIR, just_logging=not primary, purge_step=progress["step"] + 1
+    )
+    writer.write_hparams(reporting.config_hparams(config))
+    metrics_file = reporting.MetricsFile(workdir, start_step=progress["step"]) if primary else None
     steps_per_epoch = input_pipeline.num_batches(len(dataset.train_labels), config.batch_size)
     position = _Position(steps_per_epoch)
     position.last_checkpoint = latest
@@ -364,13 +379,16 @@ def train_and_evaluate(
                 train_seconds=train_seconds,
                 elapsed_seconds=time.perf_counter() - clock_start,
             )
-            writer.write_epoch(record)
-            if primary:
+            writer.write_scalars(step, reporting.epoch_scalars(record))
+            if metrics_file is not None:  # process 0
+                metrics_file.append(record)
                 tqdm.tqdm.write(reporting.format_epoch(record, config.num_epochs))
             save(state, epoch + 1, 0, 0.0, 0.0)
     finally:
         checkpointer.close()  # waits for the saves in flight
         writer.close()
+        if metrics_file is not None:
+            metrics_file.close()
 
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices("metrics written")  # process 0's file is complete for every reader

@@ -123,6 +123,8 @@ def test_two_processes_train_as_one(tmp_path):
     assert [process.returncode for process in processes] == [0, 0], "\n".join(output[-3000:] for output in outputs)
     assert "Devices: 4 x cpu in 2 process(es), 8 images each of every batch of 32" in outputs[0]
     assert "epoch 1/1" in outputs[0] and "epoch" not in outputs[1]  # process 0 alone reports
+    # and alone writes TensorBoard events (process 1's default writer only logs).
+    assert len(list((workdir / reporting.TENSORBOARD_DIR).glob("events.out.tfevents.*"))) == 1
 
     expected = train.train_and_evaluate(small_config(**config, num_devices=1), tmp_path / "one_process")
     records = reporting.read_metrics(workdir)

@@ -1,11 +1,11 @@
-"""The experiment (`experiments/`) on a tiny synthetic dataset: it learns, reports, refuses to overwrite, stops
-at a NaN, and resumes a run killed mid-epoch to bitwise the result of an uninterrupted run."""
+"""The experiment (`experiments/`) on a tiny synthetic dataset: it learns, reports (the config as hyperparameters
+too), refuses to overwrite, stops at a NaN, and resumes a run killed mid-epoch to bitwise the result of an
+uninterrupted run."""
 
 import os
 import pathlib
 import re
 import signal
-import struct
 import subprocess
 import sys
 
@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 from absl import flags
-from tensorboardX.proto import event_pb2
+from test_metric_writers import hparams_of, scalars_of, tensorboard_events
 
 from experiments import checkpointing, datasets, input_pipeline, reporting, train
 from experiments.configs import default
@@ -67,17 +67,26 @@ def assert_trees_equal(actual, expected):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(e), strict=True)
 
 
-def tensorboard_events(directory: pathlib.Path) -> list:
-    """Every event of the TFRecord event files in `directory` (length, crc, payload, crc per record)."""
-    events = []
-    for path in sorted(directory.glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        offset = 0
-        while offset < len(data):
-            (length,) = struct.unpack("<Q", data[offset : offset + 8])
-            events.append(event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length]))
-            offset += 12 + length + 4
-    return events
+def tensorboard_hparams(config) -> dict:
+    """`config` as TensorBoard's HParams hold it: numbers as floats, unset fields left out."""
+    return {
+        name: float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        for name, value in reporting.config_hparams(config).items()
+        if value is not None
+    }
+
+
+def assert_reported_to_tensorboard(workdir: pathlib.Path, config, records: list[dict]) -> None:
+    """`workdir`'s TensorBoard run holds `config` as hyperparameters, the logged losses and every epoch record."""
+    events = tensorboard_events(workdir / reporting.TENSORBOARD_DIR)
+    assert hparams_of(events) == [tensorboard_hparams(config)]
+    scalars = scalars_of(events)
+    last_step = records[-1]["step"]
+    steps = range(config.log_every_steps, last_step + 1, config.log_every_steps)
+    assert sorted(step for tag, step in scalars if tag == "train/loss") == list(steps)
+    for record in records:
+        for key, value in reporting.epoch_scalars(record).items():
+            assert scalars[key, record["step"]] == pytest.approx(value, rel=1e-6), key
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +123,7 @@ def test_a_short_run_learns_and_reports(uninterrupted, capsys):
     assert records[-1]["mean_loss"] < records[0]["mean_loss"]
     assert records[-1]["test_loss"] < records[0]["test_loss"]
 
-    events = tensorboard_events(workdir / reporting.TENSORBOARD_DIR)
-    scalars = {(value.tag, event.step): value.simple_value for event in events for value in event.summary.value}
-    assert sorted(step for tag, step in scalars if tag == "train/loss") == list(range(2, 19, 2))
-    for record in records:
-        assert scalars["epoch/test_accuracy", record["step"]] == pytest.approx(record["test_accuracy"])
+    assert_reported_to_tensorboard(workdir, small_config(), records)
 
     png = (workdir / train.PLOT_FILE).read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -215,10 +220,14 @@ def test_resume_after_a_kill_mid_epoch_gives_the_uninterrupted_result(uninterrup
     assert_trees_equal(resumed.opt_state, expected.opt_state)
     assert without_timing(reporting.read_metrics(workdir)) == without_timing(expected.records)
     # TensorBoard is told to hide the events after the step each run resumed from (tensorboardX's purge_step).
-    starts = [
-        event.step for event in tensorboard_events(workdir / reporting.TENSORBOARD_DIR) if event.HasField("session_log")
+    events = tensorboard_events(workdir / reporting.TENSORBOARD_DIR)
+    assert [event.step for event in events if event.HasField("session_log")] == [1, 9, 13]
+    # Each of the three runs wrote its config, the resumable settings as it had them.
+    assert hparams_of(events) == [
+        tensorboard_hparams(small_config()),
+        tensorboard_hparams(small_config(num_epochs=2)),
+        tensorboard_hparams(small_config()),
     ]
-    assert starts == [1, 9, 13]
 
 
 def test_resume_refuses_other_settings(uninterrupted, dataset):
@@ -273,4 +282,5 @@ def test_the_torch_reference_trains_in_step_with_the_jax_run(uninterrupted, data
             assert torch_record[key] == pytest.approx(jax_record[key], rel=1e-5), key
         assert torch_record["test_accuracy"] == jax_record["test_accuracy"]
     assert reporting.format_epoch(records[-1], 3) in capsys.readouterr().out
+    assert_reported_to_tensorboard(tmp_path, small_config(), records)
     assert (tmp_path / train.PLOT_FILE).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
