@@ -10,7 +10,7 @@ Run from the repository root::
 
 Several processes (hosts): start the same command in each, with ``--config.distributed.enabled=True`` and, where
 JAX does not find them itself (SLURM, Open MPI, TPU pods), ``--config.distributed.coordinator_address=host:port
---config.distributed.num_processes=N --config.distributed.process_id=i`` (README: "Many devices and hosts").
+--config.distributed.num_processes=N --config.distributed.process_id=i`` (docs/training.md: "Many devices and hosts").
 """
 
 import pathlib
