@@ -8,7 +8,8 @@ torch's network (`experiments/torch_tudui.py`)::
 The Flax module takes NHWC images and computes the same logits as torch's NCHW network on the same weights
 (`experiments.torch_interop` converts them). Flax's Linen API is used because `Module.apply(params, x)` is a pure
 function of a plain parameter pytree: the training step can be one `jax.jit`-compiled function of
-`(params, opt_state, batch)` with no hidden state to split or merge.
+`(params, opt_state, batch)` with no hidden state to split or merge. For Flax NNX code, `tudui_nnx` wraps this
+same module with `flax.nnx.bridge.ToNNX`: one implementation, two APIs.
 """
 
 import functools
@@ -18,6 +19,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import nnx
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
@@ -212,3 +214,34 @@ class Tudui(nn.Module):
                 features, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=init, bias_init=init, name=name
             )(x)
         return x
+
+
+def tudui_nnx(rngs: nnx.Rngs | jax.Array, **tudui_kwargs: Any) -> nnx.bridge.ToNNX:
+    """Tudui as an initialised Flax NNX module: the Linen `Tudui` above, wrapped by `flax.nnx.bridge.ToNNX`.
+
+    Calling the NNX module runs `Tudui.apply` on the parameters it holds, so its logits and gradients are the
+    Linen module's, bit for bit, and no layer is written twice. Its parameters are `nnx.Param`s laid out as
+    Linen's `params["params"]` (`model.conv1["kernel"]`, ..., `model.dense2["bias"]`), so that
+    `nnx.Optimizer(model, tx, wrt=nnx.Param)` trains them all. It holds no random state: Tudui needs none
+    after initialisation.
+
+    Args:
+        rngs: a key, with which the parameters equal `Tudui(**tudui_kwargs).init(rngs, images)["params"]`, or an
+            `nnx.Rngs`, whose `params` stream (its default stream if it has none) draws that key.
+        **tudui_kwargs: `Tudui`'s attributes: `num_classes`, `dtype`, `param_dtype`.
+
+    Returns:
+        The NNX module: `model(images)` maps NHWC images `(N, 32, 32, 3)` to logits `(N, num_classes)`.
+
+    Example:
+        >>> model = tudui_nnx(jax.random.key(0))
+        >>> model(jnp.zeros((4, 32, 32, 3))).shape
+        (4, 10)
+        >>> linen_params = Tudui().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+        >>> bool((model.dense2["kernel"][...] == linen_params["dense2"]["kernel"]).all())
+        True
+    """
+    # A bare key goes to Linen's `init` as its "params" key; an `nnx.Rngs` held by `ToNNX` would be forked and
+    # folded first, and its state would then be part of the module's.
+    key = rngs.params() if isinstance(rngs, nnx.Rngs) else rngs
+    return nnx.bridge.ToNNX(Tudui(**tudui_kwargs)).lazy_init(jnp.zeros((1, *IMAGE_SHAPE)), rngs=key)

@@ -2,15 +2,19 @@
 
 torch stores conv weights as OIHW and linear weights as (out, in); Flax as HWIO and (in, out). torch's
 `Flatten` runs over an NCHW feature map and Flax's over NHWC, so the rows of the first linear layer's weight are
-permuted as well. Neither function imports torch: they take anything with torch's `.detach()` or NumPy's array
-interface and give back NumPy arrays that `torch.from_numpy` turns into tensors.
+permuted as well. No function here imports torch: they take anything with torch's `.detach()` or NumPy's array
+interface and give back NumPy arrays that `torch.from_numpy` turns into tensors. `tudui_nnx_load_torch` and
+`tudui_nnx_to_torch` do the same for the Flax NNX Tudui (`experiments.models.tudui_nnx`), through the Linen
+parameters that its `nnx.Param`s hold.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 # Flax layer name -> prefix of torch's state_dict key (the index in the lessons' `model1` Sequential).
 _CONVS = {"conv1": "model1.0", "conv2": "model1.2", "conv3": "model1.4"}
@@ -125,3 +129,51 @@ def tudui_params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     state["model1.8.weight"] = np.asarray(layers["dense2"]["kernel"]).T
     state["model1.8.bias"] = np.asarray(layers["dense2"]["bias"])
     return {key: np.array(value, order="C") for key, value in state.items()}  # writable copies for torch.from_numpy
+
+
+def tudui_nnx_load_torch(model: nnx.Module, state_dict: Mapping[str, Any]) -> None:
+    """Load a torch Tudui's `state_dict` into an NNX Tudui in place, as torch's `model.load_state_dict` does.
+
+    As torch copies into its existing parameters, each weight is cast to the dtype of the parameter it replaces.
+
+    Args:
+        model: an NNX Tudui, from `experiments.models.tudui_nnx`.
+        state_dict: torch Tudui's `state_dict()`, torch tensors or arrays (see `tudui_params_from_torch`).
+
+    Raises:
+        ValueError: if the state_dict does not hold a Tudui (see `tudui_params_from_torch`), or one with another
+            number of classes than `model`.
+
+    Example:
+        >>> from experiments.models import tudui_nnx
+        >>> model = tudui_nnx(jax.random.key(0))
+        >>> state = tudui_nnx_to_torch(tudui_nnx(jax.random.key(1)))
+        >>> tudui_nnx_load_torch(model, state)
+        >>> bool((tudui_nnx_to_torch(model)["model1.8.weight"] == state["model1.8.weight"]).all())
+        True
+    """
+    params = nnx.state(model, nnx.Param)
+    loaded = tudui_params_from_torch(state_dict)["params"]
+
+    def cast(path, current, new):
+        if current.shape != new.shape:
+            raise ValueError(
+                f"tudui_nnx_load_torch: the state_dict's {jax.tree_util.keystr(path)} has shape {new.shape}, "
+                f"the model's {current.shape}"
+            )
+        return new.astype(current.dtype)
+
+    nnx.replace_by_pure_dict(params, jax.tree.map_with_path(cast, nnx.to_pure_dict(params), loaded))
+    nnx.update(model, params)
+
+
+def tudui_nnx_to_torch(model: nnx.Module) -> dict[str, np.ndarray]:
+    """A torch Tudui `state_dict` (as NumPy arrays) holding an NNX Tudui's parameters, as torch's `state_dict()`.
+
+    Args:
+        model: an NNX Tudui, from `experiments.models.tudui_nnx`.
+
+    Returns:
+        What `tudui_params_to_torch` returns for the same weights in a Linen `Tudui`.
+    """
+    return tudui_params_to_torch({"params": nnx.to_pure_dict(nnx.state(model, nnx.Param))})
