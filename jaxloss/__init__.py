@@ -4,4 +4,6 @@ from jaxloss import functional as functional
 from jaxloss import nn as nn
 from jaxloss._checkify import checkify as checkify
 
+__all__ = ["checkify", "functional", "nn"]
+
 __version__ = "0.1.0"

@@ -7,9 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
+from jax.typing import ArrayLike
 
 from jaxloss import _checks
 from jaxloss._reduction import reduce
+from jaxloss._typing import Reduction, typed_jit
 
 # torch's `EPSILON` in its binary_cross_entropy backward (ATen Loss.cpp) is a C++ `float`: in float64 the
 # denominator floor is float32(1e-12) = 9.99999996e-13, which gives torch's -1000000003995.8 at x = 0, t = 1.
@@ -30,7 +32,7 @@ def _log_sigmoid(x: jax.Array) -> jax.Array:
 _log_sigmoid.defjvps(lambda tangent, _, x: tangent * jax.nn.sigmoid(-x))
 
 
-def _linear(*pairs) -> jax.Array:
+def _linear(*pairs: tuple[jax.Array, jax.Array | SymbolicZero]) -> jax.Array:
     """``Σ coefficient · tangent`` over the (coefficient, tangent) pairs whose tangent is not a symbolic zero.
 
     The JVP rules below are linear in the tangents, so JAX's transpose of them multiplies the cotangent by the
@@ -48,7 +50,9 @@ def _bce_elements(input: jax.Array, target: jax.Array) -> jax.Array:
 
 
 @functools.partial(_bce_elements.defjvp, symbolic_zeros=True)
-def _bce_elements_jvp(primals, tangents):
+def _bce_elements_jvp(
+    primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array | SymbolicZero, jax.Array | SymbolicZero]
+) -> tuple[jax.Array, jax.Array]:
     input, target = primals
     # torch's binary_cross_entropy_backward: the clamp of the logs plays no part; the denominator is floored
     # instead, so the gradient stays finite (about ∓1e12) at x = 0 and x = 1.
@@ -58,14 +62,17 @@ def _bce_elements_jvp(primals, tangents):
     return _bce_elements(input, target), _linear((d_input, tangents[0]), (d_target, tangents[1]))
 
 
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _binary_cross_entropy(input, target, weight, reduction: str):
+@typed_jit(static_argnames=("reduction",))
+def _binary_cross_entropy(
+    input: ArrayLike, target: ArrayLike, weight: ArrayLike | None, reduction: Reduction
+) -> tuple[jax.Array, _checks.Failures]:
     loss_name = "binary_cross_entropy"
     _checks.check_reduction(loss_name, reduction)
     dtype = _checks.floating_dtype(loss_name, input=input)
     _checks.check_same_dtype(loss_name, "input", input, "target", target)
     _checks.floating_dtype(loss_name, integers_to_float32=True, weight=weight)  # torch casts it to `input`'s
-    input, target, weight = _checks.cast_for_computation(dtype, input, target, weight)
+    input, target = _checks.cast_for_computation(dtype, input, target)
+    weight = _checks.cast_optional_for_computation(dtype, weight)
     _checks.check_same_shape(loss_name, "input", input.shape, "target", target.shape)
     if weight is not None:
         _checks.check_broadcasts_to(loss_name, "weight", weight.shape, "target", target.shape)
@@ -82,7 +89,9 @@ def _binary_cross_entropy(input, target, weight, reduction: str):
     return reduce(loss, reduction).astype(dtype), failures
 
 
-def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> jax.Array:
+def binary_cross_entropy(
+    input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, reduction: Reduction = "mean"
+) -> jax.Array:
     r"""Binary cross-entropy between probabilities and targets, as `torch.nn.functional.binary_cross_entropy`.
 
     .. math:: \ell_i = -w_i \left[ t_i \max(\log x_i, -100) + (1 - t_i) \max(\log(1 - x_i), -100) \right]
@@ -135,7 +144,10 @@ def _logits_elements(input: jax.Array, target: jax.Array, pos_weight: jax.Array 
 
 
 @functools.partial(_logits_elements.defjvp, symbolic_zeros=True)
-def _logits_elements_jvp(primals, tangents):
+def _logits_elements_jvp(
+    primals: tuple[jax.Array, jax.Array, jax.Array | None],
+    tangents: tuple[jax.Array | SymbolicZero, ...],
+) -> tuple[jax.Array, jax.Array]:
     # torch's binary_cross_entropy_with_logits_backward and _target_backward: finite input gradients even where
     # the value is NaN, and the target gradient of the `pos_weight` branch written with log-sigmoids.
     input, target, pos_weight = primals
@@ -151,8 +163,14 @@ def _logits_elements_jvp(primals, tangents):
     return value, _linear((d_input, tangents[0]), (d_target, tangents[1]), (d_pos_weight, tangents[2]))
 
 
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean", pos_weight=None) -> jax.Array:
+@typed_jit(static_argnames=("reduction",))
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+    pos_weight: ArrayLike | None = None,
+) -> jax.Array:
     r"""Binary cross-entropy on logits, as `torch.nn.functional.binary_cross_entropy_with_logits`.
 
     .. math::
@@ -195,7 +213,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     dtype = _checks.floating_dtype(loss_name, target=target)
     compute_dtype = _checks.floating_dtype(loss_name, input=input, target=target)
     _checks.floating_dtype(loss_name, integers_to_float32=True, weight=weight, pos_weight=pos_weight)
-    input, target, weight, pos_weight = _checks.cast_for_computation(compute_dtype, input, target, weight, pos_weight)
+    input, target = _checks.cast_for_computation(compute_dtype, input, target)
+    weight = _checks.cast_optional_for_computation(compute_dtype, weight)
+    pos_weight = _checks.cast_optional_for_computation(compute_dtype, pos_weight)
     _checks.check_same_shape(loss_name, "input", input.shape, "target", target.shape)
     for name, operand in (("weight", weight), ("pos_weight", pos_weight)):
         if operand is not None:
@@ -208,8 +228,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     return reduce(loss, reduction).astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def soft_margin_loss(input, target, reduction: str = "mean") -> jax.Array:
+@typed_jit(static_argnames=("reduction",))
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean") -> jax.Array:
     r"""Two-class logistic loss on ±1 labels, as `torch.nn.functional.soft_margin_loss`.
 
     .. math:: \ell_i = \log(1 + \exp(-t_i x_i))
@@ -246,8 +266,10 @@ def soft_margin_loss(input, target, reduction: str = "mean") -> jax.Array:
     return reduce(-_log_sigmoid(input * target), reduction).astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def multilabel_soft_margin_loss(input, target, weight=None, reduction: str = "mean") -> jax.Array:
+@typed_jit(static_argnames=("reduction",))
+def multilabel_soft_margin_loss(
+    input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, reduction: Reduction = "mean"
+) -> jax.Array:
     r"""Multi-label one-versus-all logistic loss, as `torch.nn.functional.multilabel_soft_margin_loss`.
 
     .. math:: \ell_n = -\frac{1}{C} \sum_c w_c \left[ t_{nc} \log \sigma(x_{nc})
@@ -282,7 +304,8 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction: str = "me
     _checks.check_reduction(loss_name, reduction)
     _checks.floating_dtype(loss_name, input=input)
     dtype = _checks.floating_dtype(loss_name, integers_to_float32=True, input=input, target=target, weight=weight)
-    input, target, weight = _checks.cast_for_computation(dtype, input, target, weight)
+    input, target = _checks.cast_for_computation(dtype, input, target)
+    weight = _checks.cast_optional_for_computation(dtype, weight)
     if input.ndim == 0:
         raise ValueError(f"{loss_name}: `input` must have at least one axis (the classes); got shape ().")
     shapes = dict(input=input.shape, target=target.shape)

@@ -2,13 +2,17 @@
 
 import functools
 from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from jax.experimental import checkify as jax_checkify
 
 from jaxloss import _checks
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-def checkify(fn: Callable) -> Callable:
+
+def checkify(fn: Callable[_P, _R]) -> Callable[_P, tuple[jax_checkify.Error, _R]]:
     """`jax.experimental.checkify.checkify` of `fn`, with jaxloss's checks on data values as its errors.
 
     Eagerly, jaxloss raises `ValueError` for bad data (class indices out of range, BCE probabilities outside
@@ -39,7 +43,7 @@ def checkify(fn: Callable) -> Callable:
     checked = jax_checkify.checkify(fn, errors=jax_checkify.user_checks)
 
     @functools.wraps(fn)
-    def with_value_checks(*args, **kwargs):
+    def with_value_checks(*args: _P.args, **kwargs: _P.kwargs) -> tuple[jax_checkify.Error, _R]:
         with _checks.checkify_value_checks():
             return checked(*args, **kwargs)
 

@@ -16,14 +16,22 @@ import contextvars
 import operator
 import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from types import FrameType
+from typing import Any, TypeAlias, get_args
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
+from jax.typing import ArrayLike, DTypeLike
 
-REDUCTIONS = ("none", "mean", "sum")
+from jaxloss._typing import Reduction
+
+REDUCTIONS = get_args(Reduction)
+
+Failures: TypeAlias = dict[str, jax.Array]
+"""Value checks' flags: a message such as "`input` must lie in [0, 1]" to a boolean scalar, True if it failed."""
 
 
 def check_reduction(loss: str, reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
@@ -33,13 +41,13 @@ def check_reduction(loss: str, reduction: str, allowed: tuple[str, ...] = REDUCT
         raise ValueError(f"{loss}: `reduction` must be one of {expected}; got {reduction!r}.")
 
 
-def check_option(loss: str, name: str, value, condition: bool, expected: str) -> None:
+def check_option(loss: str, name: str, value: object, condition: bool, expected: str) -> None:
     """Raises `ValueError` naming the option `name` when `condition` does not hold."""
     if not condition:
         raise ValueError(f"{loss}: `{name}` must be {expected}; got {value!r}.")
 
 
-def int_option(loss: str, name: str, value) -> int:
+def int_option(loss: str, name: str, value: Any) -> int:
     """Returns the integer option `value` as a Python int, or raises `TypeError`."""
     try:
         return operator.index(value)
@@ -47,7 +55,7 @@ def int_option(loss: str, name: str, value) -> int:
         raise TypeError(f"{loss}: `{name}` must be an int; got {value!r}.") from None
 
 
-def float_option(loss: str, name: str, value) -> float:
+def float_option(loss: str, name: str, value: Any) -> float:
     """Returns the scalar option `value` as a Python float, or raises `TypeError`."""
     if isinstance(value, bool):
         raise TypeError(f"{loss}: `{name}` must be a real number; got {value!r}.")
@@ -60,7 +68,7 @@ def float_option(loss: str, name: str, value) -> float:
         ) from error
 
 
-def floating_dtype(loss: str, *, integers_to_float32: bool = False, **arrays) -> np.dtype:
+def floating_dtype(loss: str, *, integers_to_float32: bool = False, **arrays: ArrayLike | None) -> np.dtype:
     """Returns the dtype that floating-point `arrays` promote to, as torch promotes them.
 
     Args:
@@ -84,32 +92,39 @@ def floating_dtype(loss: str, *, integers_to_float32: bool = False, **arrays) ->
     return np.dtype(jnp.result_type(*dtypes)) if dtypes else np.dtype(jnp.float32)
 
 
-def computation_dtype(dtype: np.dtype) -> np.dtype:
+def computation_dtype(dtype: DTypeLike) -> np.dtype:
     """float32 for 16-bit floats (so sums and logs keep their precision), `dtype` otherwise."""
     return np.dtype(jnp.float32) if np.dtype(dtype).itemsize < 4 else np.dtype(dtype)
 
 
-def cast_for_computation(dtype: np.dtype, *arrays):
-    """`arrays` (None passes through) as arrays of `computation_dtype(dtype)`."""
+def cast_for_computation(dtype: DTypeLike, *arrays: ArrayLike) -> tuple[jax.Array, ...]:
+    """`arrays` as arrays of `computation_dtype(dtype)`."""
     compute = computation_dtype(dtype)
-    return tuple(None if a is None else jnp.asarray(a).astype(compute) for a in arrays)
+    return tuple(jnp.asarray(a).astype(compute) for a in arrays)
 
 
-def check_index_dtype(loss: str, name: str, array) -> None:
+def cast_optional_for_computation(dtype: DTypeLike, array: ArrayLike | None) -> jax.Array | None:
+    """An optional operand (None passes through) as an array of `computation_dtype(dtype)`."""
+    return None if array is None else cast_for_computation(dtype, array)[0]
+
+
+def check_index_dtype(loss: str, name: str, array: ArrayLike) -> None:
     """Raises `TypeError` unless `array` holds integers (int32 and int64 are both fine, unlike torch)."""
     dtype = jnp.result_type(array)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(f"{loss}: `{name}` must be an integer array of class indices; got dtype {dtype}.")
 
 
-def check_same_dtype(loss: str, first: str, first_array, second: str, second_array) -> None:
+def check_same_dtype(loss: str, first: str, first_array: ArrayLike, second: str, second_array: ArrayLike) -> None:
     """Raises `TypeError` unless the two named arrays have the same dtype (torch kernels that do not promote)."""
     first_dtype, second_dtype = jnp.result_type(first_array), jnp.result_type(second_array)
     if first_dtype != second_dtype:
         raise TypeError(f"{loss}: `{second}` must have the dtype of `{first}` ({first_dtype}); got {second_dtype}.")
 
 
-def check_same_shape(loss: str, first: str, first_shape, second: str, second_shape) -> None:
+def check_same_shape(
+    loss: str, first: str, first_shape: Sequence[int], second: str, second_shape: Sequence[int]
+) -> None:
     """Raises `ValueError` unless the two named shapes are equal."""
     if tuple(first_shape) != tuple(second_shape):
         raise ValueError(
@@ -117,7 +132,7 @@ def check_same_shape(loss: str, first: str, first_shape, second: str, second_sha
         )
 
 
-def broadcast_shape(loss: str, **shapes) -> tuple[int, ...]:
+def broadcast_shape(loss: str, **shapes: Sequence[int]) -> tuple[int, ...]:
     """Returns the broadcast of the named shapes, or raises `ValueError` naming them."""
     try:
         return tuple(np.broadcast_shapes(*(tuple(s) for s in shapes.values())))
@@ -126,7 +141,7 @@ def broadcast_shape(loss: str, **shapes) -> tuple[int, ...]:
         raise ValueError(f"{loss}: shapes do not broadcast together: {described}.") from None
 
 
-def check_broadcasts_to(loss: str, name: str, shape, to_name: str, to_shape) -> None:
+def check_broadcasts_to(loss: str, name: str, shape: Sequence[int], to_name: str, to_shape: Sequence[int]) -> None:
     """Raises `ValueError` unless `shape` broadcasts to `to_shape` without enlarging it.
 
     torch's rule for operands applied in place (``out.mul_(weight)``): broadcasting may repeat them, but the
@@ -143,7 +158,7 @@ def check_broadcasts_to(loss: str, name: str, shape, to_name: str, to_shape) -> 
         )
 
 
-def warn_if_target_broadcasts(loss: str, input_shape, target_shape) -> None:
+def warn_if_target_broadcasts(loss: str, input_shape: Sequence[int], target_shape: Sequence[int]) -> None:
     """torch's UserWarning when a regression target's shape differs from the input's."""
     if tuple(input_shape) != tuple(target_shape):
         warnings.warn(
@@ -159,13 +174,14 @@ def _caller_stacklevel() -> int:
     """The `warnings.warn` stacklevel, seen from its caller, of the first frame outside jaxloss and jax, so
     that a warning raised while tracing points at the user's line."""
     internal = ("jax", "jaxlib", "jaxloss")
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in internal:
         frame, level = frame.f_back, level + 1
     return level
 
 
-def concrete_value(value) -> np.ndarray | None:
+def concrete_value(value: ArrayLike) -> np.ndarray | None:
     """The value of `value` if it is known now, else None.
 
     Known: ordinary arrays, and the primal values that eager `jax.grad`/`jax.vjp` carry. Unknown: values being
@@ -191,7 +207,7 @@ def checkify_value_checks() -> Iterator[None]:
         _CHECKIFY_VALUE_CHECKS.reset(token)
 
 
-def raise_failed(loss: str, result, failures: Mapping[str, jax.Array]):
+def raise_failed(loss: str, result: jax.Array, failures: Mapping[str, jax.Array]) -> jax.Array:
     """Returns `result`, after raising `ValueError` for the first known-true flag in `failures`.
 
     Flags that are not known (under `jit`/`vmap`) become `checkify.check`s inside `checkify_value_checks`, and

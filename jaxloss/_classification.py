@@ -7,19 +7,21 @@ Both reduce per-position losses built by `index_losses` (class-index targets) or
 `linear_cross_entropy` computes logits chunk by chunk and feeds them to `index_losses`).
 """
 
-import functools
 import math
 import operator
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss import _checks
 from jaxloss._reduction import reduce
+from jaxloss._typing import Reduction, typed_jit
 
 
-def class_axis(loss: str, input_shape: tuple[int, ...], axis) -> int:
+def class_axis(loss: str, input_shape: tuple[int, ...], axis: int | None) -> int:
     """The non-negative class axis of an input of `input_shape`.
 
     Args:
@@ -43,7 +45,7 @@ def class_axis(loss: str, input_shape: tuple[int, ...], axis) -> int:
     return axis % ndim
 
 
-def check_index_target(loss: str, input_shape: tuple[int, ...], target, axis: int) -> None:
+def check_index_target(loss: str, input_shape: tuple[int, ...], target: jax.Array, axis: int) -> None:
     """Checks a class-index target: an integer array (any width, signed or not) of `input_shape` without the
     class `axis`.
 
@@ -63,7 +65,7 @@ def check_index_target(loss: str, input_shape: tuple[int, ...], target, axis: in
         )
 
 
-def check_class_weight(loss: str, weight, num_classes: int) -> None:
+def check_class_weight(loss: str, weight: ArrayLike | None, num_classes: int) -> None:
     """Raises `ValueError` unless `weight` is None or has shape ``(C,)``, one weight per class."""
     if weight is not None and jnp.shape(weight) != (num_classes,):
         raise ValueError(
@@ -106,8 +108,13 @@ class IndexLosses(NamedTuple):
     weights: jax.Array
     out_of_range: jax.Array
 
+    def map_values(self, fn: Callable[[jax.Array], jax.Array], out_of_range: jax.Array) -> "IndexLosses":
+        """`fn` applied to the `nll`, `smooth` (when present) and `weights` parts, with `out_of_range` replaced."""
+        smooth = None if self.smooth is None else fn(self.smooth)
+        return IndexLosses(fn(self.nll), smooth, fn(self.weights), out_of_range)
 
-def _class_sum(values: jax.Array, weight, axis: int) -> jax.Array:
+
+def _class_sum(values: jax.Array, weight: jax.Array | None, axis: int) -> jax.Array:
     """``Σ_c w_c · values_c`` over `axis` (``Σ_c values_c`` without `weight`).
 
     With a weight this is a dot product at full float32 precision (no TF32 on GPUs): on CPU it is several
@@ -119,7 +126,14 @@ def _class_sum(values: jax.Array, weight, axis: int) -> jax.Array:
 
 
 def index_losses(
-    scores, target, weight=None, *, normalize: bool, ignore_index: int, with_smoothing: bool, axis: int
+    scores: jax.Array,
+    target: jax.Array,
+    weight: jax.Array | None = None,
+    *,
+    normalize: bool,
+    ignore_index: int,
+    with_smoothing: bool,
+    axis: int,
 ) -> IndexLosses:
     r"""Per-position loss parts of class-index targets; `reduce_index_losses` mixes and reduces them as torch.
 
@@ -192,7 +206,9 @@ def index_losses(
     return IndexLosses(nll, smooth, weights, out_of_range)
 
 
-def reduce_index_losses(parts: IndexLosses, reduction: str, label_smoothing: float, num_classes: int) -> jax.Array:
+def reduce_index_losses(
+    parts: IndexLosses, reduction: Reduction, label_smoothing: float, num_classes: int
+) -> jax.Array:
     """torch's reduction of `index_losses`' parts: ``(1 − ε) · R(nll) + ε / C · R(smooth)``.
 
     ``R`` is the reduction: ``'none'`` keeps the positions, ``'sum'`` sums them, ``'mean'`` divides the sum by
@@ -201,7 +217,7 @@ def reduce_index_losses(parts: IndexLosses, reduction: str, label_smoothing: flo
     positive.
     """
 
-    def reduce_part(values):
+    def reduce_part(values: jax.Array) -> jax.Array:
         if reduction == "mean":
             return jnp.sum(values) / jnp.sum(parts.weights)  # 0 / 0 = NaN when all targets are ignored
         return reduce(values, reduction)
@@ -212,7 +228,9 @@ def reduce_index_losses(parts: IndexLosses, reduction: str, label_smoothing: flo
     return (1 - label_smoothing) * loss + _per_class(label_smoothing, num_classes) * reduce_part(parts.smooth)
 
 
-def probability_losses(log_probs, target, weight, label_smoothing: float, axis: int) -> jax.Array:
+def probability_losses(
+    log_probs: jax.Array, target: jax.Array, weight: jax.Array | None, label_smoothing: float, axis: int
+) -> jax.Array:
     r"""Per-position losses of class-probability targets: ``-Σ_c w_c p_c lp_c``, with ``p`` mixed with the
     uniform distribution, ``p (1 - ε) + ε / C``, under label smoothing (torch's order of products)."""
     if label_smoothing:
@@ -220,7 +238,7 @@ def probability_losses(log_probs, target, weight, label_smoothing: float, axis: 
     return -_class_sum(log_probs * target, weight, axis)
 
 
-def label_smoothing_option(loss: str, value) -> float:
+def label_smoothing_option(loss: str, value: float) -> float:
     """torch's ε: at most 1, and values <= 0 (or NaN) mean no smoothing at all (torch 2.13 ignores them)."""
     smoothing = _checks.float_option(loss, "label_smoothing", value)
     _checks.check_option(loss, "label_smoothing", value, not smoothing > 1, "at most 1.0")
@@ -231,10 +249,19 @@ def _out_of_range_message(num_classes: int, ignore_index: int) -> str:
     return f"`target` must hold class indices in [0, {num_classes}) or `ignore_index` ({ignore_index})"
 
 
-@functools.partial(jax.jit, static_argnames=("ignore_index", "reduction", "label_smoothing", "axis"))
-def cross_entropy_with_failures(input, target, weight, ignore_index, reduction, label_smoothing, axis):
+@typed_jit(static_argnames=("ignore_index", "reduction", "label_smoothing", "axis"))
+def cross_entropy_with_failures(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None,
+    ignore_index: int,
+    reduction: Reduction,
+    label_smoothing: float,
+    axis: int | None,
+) -> tuple[jax.Array, _checks.Failures]:
     """cross_entropy's checks and fused computation; returns ``(loss, failures)``."""
     name = "cross_entropy"
+    input, target = jnp.asarray(input), jnp.asarray(target)
     _checks.check_reduction(name, reduction)
     ignore_index = _checks.int_option(name, "ignore_index", ignore_index)
     label_smoothing = label_smoothing_option(name, label_smoothing)
@@ -258,7 +285,8 @@ def cross_entropy_with_failures(input, target, weight, ignore_index, reduction, 
         check_class_weight(name, weight, num_classes)
         # torch promotes here, integer weights included (`input` and `target` are floating by now).
         dtype = _checks.floating_dtype(name, integers_to_float32=True, input=input, target=target, weight=weight)
-        input, target, weight = _checks.cast_for_computation(dtype, input, target, weight)
+        input, target = _checks.cast_for_computation(dtype, input, target)
+        weight = _checks.cast_optional_for_computation(dtype, weight)
         losses = probability_losses(jax.nn.log_softmax(input, axis), target, weight, label_smoothing, axis)
         if reduction == "mean":
             # Divide by the number of positions; torch gives NaN for any empty input (even with C = 0).
@@ -277,7 +305,8 @@ def cross_entropy_with_failures(input, target, weight, ignore_index, reduction, 
     check_class_weight(name, weight, num_classes)
     if weight is not None:  # torch's class-index kernels do not promote
         _checks.check_same_dtype(name, "input", input, "weight", weight)
-    input, weight = _checks.cast_for_computation(input_dtype, input, weight)
+    (input,) = _checks.cast_for_computation(input_dtype, input)
+    weight = _checks.cast_optional_for_computation(input_dtype, weight)
     parts = index_losses(
         input,
         target,
@@ -292,11 +321,11 @@ def cross_entropy_with_failures(input, target, weight, ignore_index, reduction, 
 
 
 def cross_entropy(
-    input,
-    target,
-    weight=None,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     label_smoothing: float = 0.0,
     *,
     axis: int | None = None,
@@ -364,10 +393,18 @@ def cross_entropy(
     )
 
 
-@functools.partial(jax.jit, static_argnames=("ignore_index", "reduction", "axis"))
-def _nll_loss(input, target, weight, ignore_index, reduction, axis):
+@typed_jit(static_argnames=("ignore_index", "reduction", "axis"))
+def _nll_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None,
+    ignore_index: int,
+    reduction: Reduction,
+    axis: int | None,
+) -> tuple[jax.Array, _checks.Failures]:
     """nll_loss's checks and fused computation; returns ``(loss, failures)``."""
     name = "nll_loss"
+    input, target = jnp.asarray(input), jnp.asarray(target)
     _checks.check_reduction(name, reduction)
     ignore_index = _checks.int_option(name, "ignore_index", ignore_index)
     dtype = _checks.floating_dtype(name, input=input)
@@ -376,7 +413,8 @@ def _nll_loss(input, target, weight, ignore_index, reduction, axis):
     check_class_weight(name, weight, input.shape[axis])
     if weight is not None:  # torch's kernel does not promote
         _checks.check_same_dtype(name, "input", input, "weight", weight)
-    input, weight = _checks.cast_for_computation(dtype, input, weight)
+    (input,) = _checks.cast_for_computation(dtype, input)
+    weight = _checks.cast_optional_for_computation(dtype, weight)
     parts = index_losses(
         input, target, weight, normalize=False, ignore_index=ignore_index, with_smoothing=False, axis=axis
     )
@@ -385,7 +423,13 @@ def _nll_loss(input, target, weight, ignore_index, reduction, axis):
 
 
 def nll_loss(
-    input, target, weight=None, ignore_index: int = -100, reduction: str = "mean", *, axis: int | None = None
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    *,
+    axis: int | None = None,
 ) -> jax.Array:
     r"""Negative log-likelihood of log-probabilities, as `torch.nn.functional.nll_loss`.
 

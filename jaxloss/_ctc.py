@@ -1,13 +1,16 @@
 """Connectionist temporal classification: ctc_loss."""
 
 import functools
+from typing import NoReturn
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxloss import _checks
 from jaxloss._reduction import reduce
+from jaxloss._typing import Lengths, Reduction, typed_jit
 
 _LOSS = "ctc_loss"
 _NEG_INF = -jnp.inf
@@ -21,7 +24,7 @@ def _log_add3(a: jax.Array, b: jax.Array, c: jax.Array) -> jax.Array:
     return jnp.log(jnp.exp(a - shift) + jnp.exp(b - shift) + jnp.exp(c - shift)) + shift
 
 
-def _shift(x: jax.Array, k: int, fill) -> jax.Array:
+def _shift(x: jax.Array, k: int, fill: float) -> jax.Array:
     """`x` moved `k` places along its last axis (right for k > 0, left for k < 0), `fill` coming in."""
     length = x.shape[-1]
     pad = jnp.full(x.shape[:-1] + (abs(k),), fill, x.dtype)
@@ -30,31 +33,31 @@ def _shift(x: jax.Array, k: int, fill) -> jax.Array:
     return jnp.concatenate([x, pad], axis=-1)[..., -length:]
 
 
-def _label_log_probs(log_probs, labels):
+def _label_log_probs(log_probs: jax.Array, labels: jax.Array) -> jax.Array:
     """``out[t, n, s] = log_probs[t, n, labels[n, s]]``, (T, N, L)."""
     steps = log_probs.shape[0]
     return jnp.take_along_axis(log_probs, jnp.broadcast_to(labels, (steps, *labels.shape)), axis=2)
 
 
-def _emissions(log_probs, labels, target_lengths):
+def _emissions(log_probs: jax.Array, labels: jax.Array, target_lengths: jax.Array) -> jax.Array:
     """`_label_log_probs` on each sample's extended labels, -inf past its last position ``2 * target_length``
     (so no alignment can use the padding)."""
     in_path = jnp.arange(labels.shape[1]) <= 2 * target_lengths[:, None]
     return jnp.where(in_path, _label_log_probs(log_probs, labels), _NEG_INF)
 
 
-def _skips(labels):
+def _skips(labels: jax.Array) -> jax.Array:
     """Where the transition ``s - 2 -> s`` is allowed: between two different labels (never between blanks, and
     never between repeated labels, which need a blank in between)."""
     return labels != _shift(labels, 2, -1)
 
 
-def _alphas(lp, skip):
+def _alphas(lp: jax.Array, skip: jax.Array) -> jax.Array:
     """The alpha recursion in log space, torch's: ``alpha[t, s] = log_add(alpha[t-1, s], alpha[t-1, s-1],
     alpha[t-1, s-2] where skip[s]) + lp[t, s]``, starting on the first two positions. (T, B, L)."""
     first = jnp.where(jnp.arange(lp.shape[2]) <= 1, lp[0], _NEG_INF)
 
-    def step(previous, lp_t):
+    def step(previous: jax.Array, lp_t: jax.Array) -> tuple[jax.Array, jax.Array]:
         jump = jnp.where(skip, _shift(previous, 2, _NEG_INF), _NEG_INF)
         alpha = _log_add3(previous, _shift(previous, 1, _NEG_INF), jump) + lp_t
         return alpha, alpha
@@ -63,7 +66,7 @@ def _alphas(lp, skip):
     return jnp.concatenate([first[None], later])
 
 
-def _negative_log_likelihoods(alpha, input_lengths, target_lengths):
+def _negative_log_likelihoods(alpha: jax.Array, input_lengths: jax.Array, target_lengths: jax.Array) -> jax.Array:
     """The loss from the alphas: end on the final blank or the last label at frame input_length - 1 (torch's
     two-term log-add); with no frames, 0 for an empty target and +inf for any other (torch's special case)."""
     last = jnp.take_along_axis(alpha, jnp.maximum(input_lengths - 1, 0)[None, :, None], axis=0)[0]
@@ -75,7 +78,7 @@ def _negative_log_likelihoods(alpha, input_lengths, target_lengths):
     return -log_likelihood
 
 
-def _reverse(x, input_lengths, target_lengths):
+def _reverse(x: jax.Array, input_lengths: jax.Array, target_lengths: jax.Array) -> jax.Array:
     """Each sample's (T, N, L) array reversed in time within its frames and in position within its path
     ``0 .. 2 * target_length``; -inf elsewhere. An involution on that region."""
     steps, batch, length = x.shape
@@ -88,7 +91,9 @@ def _reverse(x, input_lengths, target_lengths):
     return jnp.where(inside, reversed_, _NEG_INF)
 
 
-def _forward_backward(log_probs, labels, input_lengths, target_lengths):
+def _forward_backward(
+    log_probs: jax.Array, labels: jax.Array, input_lengths: jax.Array, target_lengths: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Alphas and torch's betas (T, N, L), from one scan over the batch and its reversal.
 
     torch's beta recursion, ``beta[t, s] = log_add(beta[t+1, s], beta[t+1, s+1], beta[t+1, s+2] where allowed)
@@ -107,7 +112,7 @@ def _forward_backward(log_probs, labels, input_lengths, target_lengths):
     return both[:, :batch], _reverse(both[:, batch:], input_lengths, target_lengths)
 
 
-def _collect(values, labels, classes: int):
+def _collect(values: jax.Array, labels: jax.Array, classes: int) -> jax.Array:
     """``out[t, n, c] = sum(values[t, n, s] for s with labels[n, s] == c)``, by a scatter-add (no one-hot)."""
     steps, batch, _ = values.shape
     index = (jnp.arange(steps)[:, None, None], jnp.arange(batch)[None, :, None], labels[None])
@@ -121,28 +126,34 @@ def _first_order_only(gradient: jax.Array) -> jax.Array:
 
 
 @_first_order_only.defjvp
-def _first_order_only_jvp(primals, tangents):
+def _first_order_only_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> NoReturn:
     raise NotImplementedError(
         "ctc_loss: second-order derivatives are not supported (torch's CTC backward is not differentiable)."
     )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _negative_log_likelihood(log_probs, labels, input_lengths, target_lengths, zero_infinity: bool):
+def _negative_log_likelihood(
+    log_probs: jax.Array, labels: jax.Array, input_lengths: jax.Array, target_lengths: jax.Array, zero_infinity: bool
+) -> jax.Array:
     """Per-sample CTC losses (N,) with torch's hand-written gradient; infinite losses are 0 if `zero_infinity`."""
     alpha = _alphas(_emissions(log_probs, labels, target_lengths), _skips(labels))
     nll = _negative_log_likelihoods(alpha, input_lengths, target_lengths)
     return jnp.where(zero_infinity & (nll == jnp.inf), 0.0, nll)
 
 
-def _negative_log_likelihood_fwd(log_probs, labels, input_lengths, target_lengths, zero_infinity):
+def _negative_log_likelihood_fwd(
+    log_probs: jax.Array, labels: jax.Array, input_lengths: jax.Array, target_lengths: jax.Array, zero_infinity: bool
+) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     alpha, beta = _forward_backward(log_probs, labels, input_lengths, target_lengths)
     nll = _negative_log_likelihoods(alpha, input_lengths, target_lengths)
     loss = jnp.where(zero_infinity & (nll == jnp.inf), 0.0, nll)
     return loss, (log_probs, labels, input_lengths, target_lengths, nll, alpha, beta)
 
 
-def _negative_log_likelihood_bwd(zero_infinity, residuals, cotangent):
+def _negative_log_likelihood_bwd(
+    zero_infinity: bool, residuals: tuple[jax.Array, ...], cotangent: jax.Array
+) -> tuple[jax.Array, None, None, None]:
     log_probs, labels, input_lengths, target_lengths, nll, alpha, beta = residuals
     steps, _, classes = log_probs.shape
     frames = jnp.arange(steps)[:, None, None]
@@ -175,7 +186,7 @@ def _negative_log_likelihood_bwd(zero_infinity, residuals, cotangent):
 _negative_log_likelihood.defvjp(_negative_log_likelihood_fwd, _negative_log_likelihood_bwd)
 
 
-def _check_lengths(name: str, lengths, batch: int) -> jax.Array:
+def _check_lengths(name: str, lengths: ArrayLike, batch: int) -> jax.Array:
     """`lengths` as a (N,) integer array: one entry per sample, 0-dim allowed for a single sample."""
     dtype = jnp.result_type(lengths)
     if not jnp.issubdtype(dtype, jnp.integer):
@@ -188,7 +199,9 @@ def _check_lengths(name: str, lengths, batch: int) -> jax.Array:
     return lengths.reshape(batch)
 
 
-def _padded_labels(targets, target_lengths, batch: int, classes: int, width):
+def _padded_labels(
+    targets: jax.Array, target_lengths: jax.Array, batch: int, classes: int, width: int | None
+) -> tuple[jax.Array, jax.Array, jax.Array, _checks.Failures]:
     """Targets as a padded (N, W) int32 matrix of valid class indices, with the value checks on them.
 
     Returns the matrix (entries past a sample's length are arbitrary valid indices), the target lengths clipped
@@ -240,8 +253,17 @@ def _padded_labels(targets, target_lengths, batch: int, classes: int, width):
     return jnp.clip(padded, 0, classes - 1).astype(jnp.int32), lengths, invalid | bad_label, failures
 
 
-@functools.partial(jax.jit, static_argnames=("blank", "reduction", "zero_infinity", "width"))
-def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity, width):
+@typed_jit(static_argnames=("blank", "reduction", "zero_infinity", "width"))
+def _ctc_loss(
+    log_probs: ArrayLike,
+    targets: ArrayLike,
+    input_lengths: ArrayLike,
+    target_lengths: ArrayLike,
+    blank: int,
+    reduction: Reduction,
+    zero_infinity: bool,
+    width: int | None,
+) -> tuple[jax.Array, _checks.Failures]:
     """The jitted loss: static checks, then `(loss, failures)` (see `_checks`)."""
     _checks.check_reduction(_LOSS, reduction)
     if isinstance(blank, (bool, np.bool_)) or not isinstance(blank, (int, np.integer)):
@@ -283,14 +305,14 @@ def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, reductio
     return loss.astype(dtype), failures
 
 
-def _as_lengths(lengths):
+def _as_lengths(lengths: Lengths) -> ArrayLike:
     """Python lists/tuples of lengths (torch's other accepted form) as arrays; arrays pass through."""
     if isinstance(lengths, (list, tuple)):
         return jnp.asarray(lengths) if len(lengths) else jnp.zeros((0,), jnp.int32)
     return lengths
 
 
-def _concatenated_width(targets, target_lengths):
+def _concatenated_width(targets: ArrayLike, target_lengths: ArrayLike) -> int | None:
     """For 1-D targets with known lengths, the longest target (the padded width needed); else None."""
     known = _checks.concrete_value(target_lengths)
     if np.ndim(targets) != 1 or known is None or not np.issubdtype(known.dtype, np.integer):
@@ -299,12 +321,12 @@ def _concatenated_width(targets, target_lengths):
 
 
 def ctc_loss(
-    log_probs,
-    targets,
-    input_lengths,
-    target_lengths,
+    log_probs: ArrayLike,
+    targets: ArrayLike,
+    input_lengths: Lengths,
+    target_lengths: Lengths,
     blank: int = 0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     zero_infinity: bool = False,
 ) -> jax.Array:
     r"""Connectionist temporal classification loss, as `torch.nn.functional.ctc_loss`.

@@ -3,19 +3,22 @@
 import functools
 import math
 import warnings
+from typing import get_args
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
+from jax.typing import ArrayLike
 
 from jaxloss import _checks
 from jaxloss._reduction import reduce
+from jaxloss._typing import KLDivReduction, Reduction, typed_jit
 
-_KL_REDUCTIONS = ("none", "batchmean", "sum", "mean")
+_KL_REDUCTIONS = get_args(KLDivReduction)
 
 
-@functools.partial(jax.jit, static_argnames=("reduction", "log_target"))
-def _kl_div(input, target, reduction: str, log_target: bool) -> jax.Array:
+@typed_jit(static_argnames=("reduction", "log_target"))
+def _kl_div(input: ArrayLike, target: ArrayLike, reduction: KLDivReduction, log_target: bool) -> jax.Array:
     """`kl_div` without its warning (which must fire on every call, not only when this is traced)."""
     _checks.check_reduction("kl_div", reduction, _KL_REDUCTIONS)
     dtype = _checks.floating_dtype("kl_div", input=input, target=target)
@@ -34,7 +37,9 @@ def _kl_div(input, target, reduction: str, log_target: bool) -> jax.Array:
     return reduce(loss, reduction).astype(dtype)
 
 
-def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> jax.Array:
+def kl_div(
+    input: ArrayLike, target: ArrayLike, reduction: KLDivReduction = "mean", log_target: bool = False
+) -> jax.Array:
     r"""Kullback-Leibler divergence loss, as `torch.nn.functional.kl_div`.
 
     `input` holds log-probabilities ``x``; `target` holds probabilities ``t`` (log-probabilities when
@@ -87,9 +92,14 @@ def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> 
     return _kl_div(input, target, reduction, log_target)
 
 
-@functools.partial(jax.jit, static_argnames=("log_input", "full", "eps", "reduction"))
+@typed_jit(static_argnames=("log_input", "full", "eps", "reduction"))
 def poisson_nll_loss(
-    input, target, log_input: bool = True, full: bool = False, eps: float = 1e-8, reduction: str = "mean"
+    input: ArrayLike,
+    target: ArrayLike,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Poisson negative log-likelihood, as `torch.nn.functional.poisson_nll_loss`.
 
@@ -158,7 +168,9 @@ def _straight_through_clamp_min(x: jax.Array, minimum: float) -> jax.Array:
 
 
 @_straight_through_clamp_min.defjvp
-def _straight_through_clamp_min_jvp(minimum, primals, tangents):
+def _straight_through_clamp_min_jvp(
+    minimum: float, primals: tuple[jax.Array], tangents: tuple[jax.Array]
+) -> tuple[jax.Array, jax.Array]:
     (x,), (dx,) = primals, tangents
     return _straight_through_clamp_min(x, minimum), dx
 
@@ -179,8 +191,10 @@ def _broadcastable_var(input_shape: tuple[int, ...], var: jax.Array) -> jax.Arra
     )
 
 
-@functools.partial(jax.jit, static_argnames=("full", "eps", "reduction"))
-def _gaussian_nll_loss(input, target, var, full: bool, eps: float, reduction: str):
+@typed_jit(static_argnames=("full", "eps", "reduction"))
+def _gaussian_nll_loss(
+    input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool, eps: float, reduction: Reduction
+) -> tuple[jax.Array, _checks.Failures]:
     """`gaussian_nll_loss` for an array `var`: the loss, NaN where `var` is negative, and that failure."""
     _checks.check_reduction("gaussian_nll_loss", reduction)
     eps = _checks.float_option("gaussian_nll_loss", "eps", eps)
@@ -197,7 +211,14 @@ def _gaussian_nll_loss(input, target, var, full: bool, eps: float, reduction: st
     return reduce(_checks.nan_where(negative, loss), reduction).astype(dtype), failures
 
 
-def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> jax.Array:
+def gaussian_nll_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    var: ArrayLike,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Gaussian negative log-likelihood, as `torch.nn.functional.gaussian_nll_loss`.
 
     .. math::

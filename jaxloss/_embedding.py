@@ -1,15 +1,16 @@
 """Embedding losses: cosine_embedding_loss, triplet_margin_loss, triplet_margin_with_distance_loss, and the
 pairwise_distance the triplet losses measure with."""
 
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxloss import _checks, _subgradients
 from jaxloss._reduction import reduce
+from jaxloss._typing import DistanceFunction, Reduction, typed_jit
 
 # torch's EPSILON in cosine_embedding_loss, added to each squared norm (not to their product or the norms). It is
 # a C++ float there, so float64 inputs get float32's 1e-12 = 9.999999960041972e-13 (visible in the gradient at a
@@ -17,15 +18,17 @@ from jaxloss._reduction import reduce
 _COSINE_EPSILON = float(np.float32(1e-12))
 
 
-def _check_target_dtype(loss: str, target) -> None:
+def _check_target_dtype(loss: str, target: ArrayLike) -> None:
     """Raises `TypeError` unless `target` is real: boolean, integer or floating (torch compares it to ±1)."""
     dtype = jnp.result_type(target)
     if not (dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
         raise TypeError(f"{loss}: `target` must be a boolean, integer or floating array; got dtype {dtype}.")
 
 
-@functools.partial(jax.jit, static_argnames=("margin", "reduction"))
-def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, reduction: str = "mean") -> jax.Array:
+@typed_jit(static_argnames=("margin", "reduction"))
+def cosine_embedding_loss(
+    input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, reduction: Reduction = "mean"
+) -> jax.Array:
     r"""Cosine embedding loss, as `torch.nn.functional.cosine_embedding_loss`.
 
     .. math::
@@ -87,7 +90,7 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, reduction
     return reduce(losses, reduction).astype(dtype)
 
 
-def _distance(loss: str, first: str, x1, second: str, x2, p: float, eps: float) -> jax.Array:
+def _distance(loss: str, first: str, x1: jax.Array, second: str, x2: jax.Array, p: float, eps: float) -> jax.Array:
     """``‖x1 - x2 + eps‖_p`` over the last axis of the broadcast (0-dim operands: ``|x1 - x2 + eps|``).
 
     `first`/`second` name the operands in error messages. torch adds `eps` to the difference (not to the norm),
@@ -103,8 +106,10 @@ def _distance(loss: str, first: str, x1, second: str, x2, p: float, eps: float) 
     return _subgradients.vector_norm(difference, p)
 
 
-@functools.partial(jax.jit, static_argnames=("p", "eps", "keepdim"))
-def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-06, keepdim: bool = False) -> jax.Array:
+@typed_jit(static_argnames=("p", "eps", "keepdim"))
+def pairwise_distance(
+    x1: ArrayLike, x2: ArrayLike, p: float = 2.0, eps: float = 1e-06, keepdim: bool = False
+) -> jax.Array:
     r"""Distance between matching rows of `x1` and `x2`, as `torch.nn.functional.pairwise_distance`.
 
     .. math:: d = \lVert x_1 - x_2 + \epsilon \rVert_p
@@ -144,7 +149,9 @@ def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-06, keepdim: bool 
     return distance.astype(dtype)
 
 
-def _check_triplet(loss: str, anchor, positive, negative, margin, reduction: str) -> float:
+def _check_triplet(
+    loss: str, anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float, reduction: Reduction
+) -> float:
     """torch's checks of both triplet losses, in torch's order: reduction, margin, then equal ndim. Returns the
     margin as a float."""
     _checks.check_reduction(loss, reduction)
@@ -169,14 +176,17 @@ _CUSTOM_DISTANCES = (
 )
 
 
-def _triplet_from_distances(loss: str, names: tuple[str, ...], distances: tuple, margin: float, reduction: str):
+def _triplet_from_distances(
+    loss: str, names: tuple[str, ...], distances: tuple[jax.Array, ...], margin: float, reduction: Reduction
+) -> jax.Array:
     """``max(0, margin + d(a, p) - d_neg)`` reduced, where ``d_neg = d(a, n)``, or with swap
     ``min(d(a, n), d(p, n))``.
 
     `distances` holds ``d(a, p)``, ``d(a, n)`` and, with swap, ``d(p, n)``, named by `names` in error messages;
     they broadcast together, as in torch.
     """
-    _checks.broadcast_shape(loss, **{name: jnp.shape(d) for name, d in zip(names, distances, strict=True)})
+    # `names` also names the swap distance, which `distances` holds only with swap.
+    _checks.broadcast_shape(loss, **{name: jnp.shape(d) for name, d in zip(names, distances, strict=False)})
     dist_pos, dist_neg, *dist_swap = distances
     if dist_swap:
         # jnp.minimum's derivative at a tie is 1/2 to each side, as torch.minimum's.
@@ -185,8 +195,19 @@ def _triplet_from_distances(loss: str, names: tuple[str, ...], distances: tuple,
     return reduce(_subgradients.clamp_min(margin + dist_pos - dist_neg, 0), reduction)
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "margin", "p", "eps", "swap", "reduction"))
-def _triplet_margin(anchor, positive, negative, *, loss, margin, p, eps, swap, reduction) -> jax.Array:
+@typed_jit(static_argnames=("loss", "margin", "p", "eps", "swap", "reduction"))
+def _triplet_margin(
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
+    *,
+    loss: str,
+    margin: float,
+    p: float,
+    eps: float,
+    swap: bool,
+    reduction: Reduction,
+) -> jax.Array:
     """Both triplet losses with the p-norm distance, as one jitted computation; `loss` names the caller."""
     margin = _check_triplet(loss, anchor, positive, negative, margin, reduction)
     p = _checks.float_option(loss, "p", p)
@@ -205,14 +226,14 @@ def _triplet_margin(anchor, positive, negative, *, loss, margin, p, eps, swap, r
 
 
 def triplet_margin_loss(
-    anchor,
-    positive,
-    negative,
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
     margin: float = 1.0,
     p: float = 2.0,
     eps: float = 1e-06,
     swap: bool = False,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Triplet margin loss, as `torch.nn.functional.triplet_margin_loss`.
 
@@ -263,26 +284,28 @@ def triplet_margin_loss(
     )
 
 
-@functools.partial(jax.jit, static_argnames=("margin", "reduction"))
-def _triplet_from_custom_distances(distances: tuple, *, margin: float, reduction: str):
+@typed_jit(static_argnames=("margin", "reduction"))
+def _triplet_from_custom_distances(
+    distances: tuple[ArrayLike, ...], *, margin: float, reduction: Reduction
+) -> jax.Array:
     """The loss from a custom distance function's results, as one jitted computation."""
     loss = "triplet_margin_with_distance_loss"
     dtype = _checks.floating_dtype(
-        loss, integers_to_float32=True, **dict(zip(_CUSTOM_DISTANCES, distances, strict=True))
+        loss, integers_to_float32=True, **dict(zip(_CUSTOM_DISTANCES, distances, strict=False))
     )
-    distances = _checks.cast_for_computation(dtype, *distances)
-    return _triplet_from_distances(loss, _CUSTOM_DISTANCES, distances, margin, reduction).astype(dtype)
+    arrays = _checks.cast_for_computation(dtype, *distances)
+    return _triplet_from_distances(loss, _CUSTOM_DISTANCES, arrays, margin, reduction).astype(dtype)
 
 
 def triplet_margin_with_distance_loss(
-    anchor,
-    positive,
-    negative,
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
     *,
-    distance_function=None,
+    distance_function: DistanceFunction | None = None,
     margin: float = 1.0,
     swap: bool = False,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Triplet margin loss with any distance, as `torch.nn.functional.triplet_margin_with_distance_loss`.
 

@@ -11,19 +11,22 @@ Two paths compute the same loss:
 """
 
 import dataclasses
-import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeAlias, get_args
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxloss import _checks, _classification
 from jaxloss._classification import IndexLosses, check_class_weight, index_losses, reduce_index_losses
+from jaxloss._typing import Reduction, typed_jit
 
 _NAME = "linear_cross_entropy"
-_ACC_POLICIES = ("auto", "accurate", "balanced", "compact")
+AccPolicy: TypeAlias = Literal["auto", "accurate", "balanced", "compact"]
+_ACC_POLICIES = get_args(AccPolicy)
 _ACC_DTYPES = tuple(np.dtype(d) for d in (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64))
 
 
@@ -58,10 +61,10 @@ class LinearCrossEntropyOptions:
     allow_retain_graph: bool = False
     batch_chunk_size: int | None = None
     chunking_method: str | None = "auto"
-    acc_policy: str = "auto"
-    acc_dtype: Any = None
+    acc_policy: AccPolicy = "auto"
+    acc_dtype: DTypeLike | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         name = type(self).__name__
         if self.acc_policy not in _ACC_POLICIES:
             raise ValueError(f"{name}: `acc_policy` must be one of {_ACC_POLICIES}; got {self.acc_policy!r}.")
@@ -122,7 +125,9 @@ class LinearCrossEntropyOptions:
         return max(1, size)
 
 
-def torch_linear_init(key, in_features: int, out_size: int, *, bias: bool, dtype=None):
+def torch_linear_init(
+    key: jax.Array, in_features: int, out_size: int, *, bias: bool, dtype: DTypeLike | None = None
+) -> tuple[jax.Array, jax.Array | None]:
     """Parameters of a fresh ``torch.nn.Linear(in_features, out_size, bias)``: both U(−1/√in, 1/√in).
 
     (torch's Kaiming-uniform initialisation with ``a = √5`` is exactly this bound; a layer without inputs
@@ -145,7 +150,7 @@ def torch_linear_init(key, in_features: int, out_size: int, *, bias: bool, dtype
     return weight, (jax.random.uniform(bias_key, (out_size,), dtype, -bound, bound) if bias else None)
 
 
-def _check_linear(input, linear_weight, linear_bias) -> tuple[int, ...]:
+def _check_linear(input: jax.Array, linear_weight: jax.Array, linear_bias: jax.Array | None) -> tuple[int, ...]:
     """Checks the linear layer's operands as torch does; returns the logits' shape ``(N, C, d1, ..., dk)``."""
     _checks.floating_dtype(_NAME, input=input)
     # torch's matmul and addmm do not promote.
@@ -178,7 +183,7 @@ def _check_linear(input, linear_weight, linear_bias) -> tuple[int, ...]:
     return input.shape[:-1] + class_shape
 
 
-def _holds_probabilities(target, logits_shape: tuple[int, ...]) -> bool:
+def _holds_probabilities(target: jax.Array, logits_shape: tuple[int, ...]) -> bool:
     """Checks `target` and says whether it holds class probabilities (torch's rule: the logits' shape)."""
     if target.shape == logits_shape:
         if not jnp.issubdtype(target.dtype, jnp.floating):
@@ -198,7 +203,7 @@ def _holds_probabilities(target, logits_shape: tuple[int, ...]) -> bool:
     return False
 
 
-def _logits(input, linear_weight, linear_bias) -> jax.Array:
+def _logits(input: jax.Array, linear_weight: jax.Array, linear_bias: jax.Array | None) -> jax.Array:
     """``input · linear_weightᵀ + linear_bias``, shape ``(N, C, d1, ..., dk)``, in the computation dtype.
 
     A dot product over in_features at full float32/float64 precision (no TF32 on GPUs: torch's default).
@@ -216,7 +221,7 @@ def _logits(input, linear_weight, linear_bias) -> jax.Array:
     return logits if linear_bias is None else logits + linear_bias.astype(dtype)
 
 
-def _map_row_chunks(chunk_fn, arrays, chunk_rows: int):
+def _map_row_chunks(chunk_fn: Callable[..., Any], arrays: tuple[jax.Array, ...], chunk_rows: int) -> Any:
     """``lax.map`` of ``jax.checkpoint(chunk_fn)`` over consecutive chunks of `chunk_rows` rows of `arrays`.
 
     `chunk_fn(*chunks, valid)` gets each array's rows and a boolean ``(chunk_rows,)`` mask: the last chunk
@@ -229,7 +234,7 @@ def _map_row_chunks(chunk_fn, arrays, chunk_rows: int):
     num_chunks = -(-num_rows // chunk_rows)
     padding = num_chunks * chunk_rows - num_rows
 
-    def split(array):
+    def split(array: jax.Array) -> jax.Array:
         array = jnp.pad(array, [(0, padding)] + [(0, 0)] * (array.ndim - 1))
         return array.reshape(num_chunks, chunk_rows, *array.shape[1:])
 
@@ -246,19 +251,19 @@ def _unchunk(stacked: jax.Array, num_rows: int) -> jax.Array:
 
 
 def _chunked(
-    input,
-    linear_weight,
-    linear_bias,
-    target,
-    weight,
+    input: jax.Array,
+    linear_weight: jax.Array,
+    linear_bias: jax.Array | None,
+    target: jax.Array,
+    weight: ArrayLike | None,
     *,
     probabilities: bool,
-    dtype,
-    reduction: str,
+    dtype: np.dtype,
+    reduction: Reduction,
     ignore_index: int,
     label_smoothing: float,
     chunk_rows: int,
-):
+) -> tuple[jax.Array, _checks.Failures]:
     """The chunked path on a batched `input`; returns ``(loss, failures)`` like `cross_entropy_with_failures`.
 
     Index targets: each chunk's `index_losses` parts are summed over the chunk (``'mean'``/``'sum'``) and
@@ -266,10 +271,12 @@ def _chunked(
     targets: each chunk's per-position losses, summed or kept.
     """
     compute = _checks.computation_dtype(dtype)
-    (weight,) = _checks.cast_for_computation(dtype, weight)
+    weight = _checks.cast_optional_for_computation(dtype, weight)
     num_rows, num_classes = input.shape[0], linear_weight.shape[0]
 
-    def chunk_fn(rows, targets, valid):
+    def chunk_fn(
+        rows: jax.Array, targets: jax.Array, valid: jax.Array
+    ) -> jax.Array | tuple[jax.Array, jax.Array] | IndexLosses:
         logits = _logits(rows, linear_weight, linear_bias).astype(compute)
         valid = valid.reshape(valid.shape + (1,) * (logits.ndim - 2))  # per position: (rows, d1, ..., dk)
         if probabilities:
@@ -287,16 +294,10 @@ def _chunked(
             with_smoothing=label_smoothing > 0,
             axis=1,
         )
-        parts = IndexLosses(
-            *(None if part is None else jnp.where(valid, part, 0) for part in parts[:3]),
-            out_of_range=parts.out_of_range & valid,
-        )
+        parts = parts.map_values(lambda part: jnp.where(valid, part, 0), parts.out_of_range & valid)
         if reduction == "none":
             return reduce_index_losses(parts, "none", label_smoothing, num_classes), jnp.any(parts.out_of_range)
-        return IndexLosses(
-            *(None if part is None else jnp.sum(part) for part in parts[:3]),
-            out_of_range=jnp.any(parts.out_of_range),
-        )
+        return parts.map_values(jnp.sum, jnp.any(parts.out_of_range))
 
     stacked = _map_row_chunks(chunk_fn, (input, target), chunk_rows)
     if probabilities:
@@ -317,11 +318,21 @@ def _chunked(
     return loss, {_classification._out_of_range_message(num_classes, ignore_index): jnp.any(out_of_range)}
 
 
-@functools.partial(jax.jit, static_argnames=("reduction", "ignore_index", "label_smoothing", "options"))
+@typed_jit(static_argnames=("reduction", "ignore_index", "label_smoothing", "options"))
 def _linear_cross_entropy(
-    input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing, options
-):
+    input: ArrayLike,
+    linear_weight: ArrayLike,
+    target: ArrayLike,
+    linear_bias: ArrayLike | None,
+    weight: ArrayLike | None,
+    reduction: Reduction,
+    ignore_index: int | None,
+    label_smoothing: float,
+    options: LinearCrossEntropyOptions | None,
+) -> tuple[jax.Array, _checks.Failures]:
     """linear_cross_entropy's checks and fused computation; returns ``(loss, failures)``."""
+    input, linear_weight, target = jnp.asarray(input), jnp.asarray(linear_weight), jnp.asarray(target)
+    linear_bias = None if linear_bias is None else jnp.asarray(linear_bias)
     _checks.check_reduction(_NAME, reduction)
     label_smoothing = _classification.label_smoothing_option(_NAME, label_smoothing)
     if options is not None and not isinstance(options, LinearCrossEntropyOptions):
@@ -352,7 +363,7 @@ def _linear_cross_entropy(
     if options is None:
         # The logits come in the computation dtype (float32 for 16-bit inputs): so must the weight of index
         # targets, which cross_entropy wants in the logits' dtype.
-        (weight,) = _checks.cast_for_computation(input.dtype, weight)
+        weight = _checks.cast_optional_for_computation(input.dtype, weight)
         loss, failures = _classification.cross_entropy_with_failures(
             _logits(input, linear_weight, linear_bias),
             target,
@@ -387,13 +398,13 @@ def _linear_cross_entropy(
 
 
 def linear_cross_entropy(
-    input,
-    linear_weight,
-    target,
+    input: ArrayLike,
+    linear_weight: ArrayLike,
+    target: ArrayLike,
     *,
-    linear_bias=None,
-    weight=None,
-    reduction: str = "mean",
+    linear_bias: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
     options: LinearCrossEntropyOptions | None = None,

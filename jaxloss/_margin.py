@@ -1,15 +1,15 @@
 """Margin losses: multilabel_margin_loss, multi_margin_loss, margin_ranking_loss, hinge_embedding_loss."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxloss import _checks, _subgradients
 from jaxloss._reduction import reduce
+from jaxloss._typing import Reduction, typed_jit
 
 
-def _score_matrix(loss: str, input) -> jax.Array:
+def _score_matrix(loss: str, input: jax.Array) -> jax.Array:
     """`input` of shape ``()``, ``(C,)`` or ``(N, C)`` with ``C > 0`` as an ``(N, C)`` matrix (``N = 1`` for the
     first two; a 0-dim input is one sample of one class), as torch's multi-class margin kernels view it."""
     shape = input.shape
@@ -21,13 +21,14 @@ def _score_matrix(loss: str, input) -> jax.Array:
     return input.reshape((-1, 1) if input.ndim == 0 else (-1, shape[-1]))
 
 
-def _multilabel_margin(input, target, reduction: str):
+def _multilabel_margin(input: ArrayLike, target: ArrayLike, reduction: Reduction) -> tuple[jax.Array, _checks.Failures]:
     """multilabel_margin_loss's checks and computation; returns ``(loss, failures)`` (see `_checks`)."""
     name = "multilabel_margin_loss"
     _checks.check_reduction(name, reduction)
     dtype = _checks.floating_dtype(name, input=input)
     _checks.check_index_dtype(name, "target", target)
     (input,) = _checks.cast_for_computation(dtype, input)
+    target = jnp.asarray(target)
     scores = _score_matrix(name, input)
     n, c = scores.shape
     # torch: an unbatched input takes any target of C elements with at most one dimension (so () when C is 1);
@@ -66,10 +67,10 @@ def _multilabel_margin(input, target, reduction: str):
     return loss.astype(dtype), failures
 
 
-_multilabel_margin_jit = jax.jit(_multilabel_margin, static_argnames=("reduction",))
+_multilabel_margin_jit = typed_jit(static_argnames=("reduction",))(_multilabel_margin)
 
 
-def multilabel_margin_loss(input, target, reduction: str = "mean") -> jax.Array:
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean") -> jax.Array:
     r"""Multi-label hinge loss, as `torch.nn.functional.multilabel_margin_loss`.
 
     Each sample lists its target classes in `target`, up to the first ``-1``. With ``J`` the listed
@@ -113,7 +114,9 @@ def multilabel_margin_loss(input, target, reduction: str = "mean") -> jax.Array:
     return _checks.raise_failed("multilabel_margin_loss", loss, failures)
 
 
-def _multi_margin(input, target, weight, p, margin, reduction: str):
+def _multi_margin(
+    input: ArrayLike, target: ArrayLike, weight: ArrayLike | None, p: int, margin: float, reduction: Reduction
+) -> tuple[jax.Array, _checks.Failures]:
     """multi_margin_loss's checks and computation; returns ``(loss, failures)`` (see `_checks`)."""
     name = "multi_margin_loss"
     _checks.check_reduction(name, reduction)
@@ -122,7 +125,9 @@ def _multi_margin(input, target, weight, p, margin, reduction: str):
     margin = _checks.float_option(name, "margin", margin)
     dtype = _checks.floating_dtype(name, input=input, weight=weight)
     _checks.check_index_dtype(name, "target", target)
-    input, weight = _checks.cast_for_computation(dtype, input, weight)
+    (input,) = _checks.cast_for_computation(dtype, input)
+    weight = _checks.cast_optional_for_computation(dtype, weight)
+    target = jnp.asarray(target)
     scores = _score_matrix(name, input)
     n, c = scores.shape
     if not (target.ndim <= 1 and target.size == n):
@@ -153,10 +158,17 @@ def _multi_margin(input, target, weight, p, margin, reduction: str):
     return loss.astype(dtype), failures
 
 
-_multi_margin_jit = jax.jit(_multi_margin, static_argnames=("p", "margin", "reduction"))
+_multi_margin_jit = typed_jit(static_argnames=("p", "margin", "reduction"))(_multi_margin)
 
 
-def multi_margin_loss(input, target, p=1, margin: float = 1.0, weight=None, reduction: str = "mean") -> jax.Array:
+def multi_margin_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Multi-class hinge loss, as `torch.nn.functional.multi_margin_loss`.
 
     .. math:: \ell_n = \frac{w_{y_n}}{C} \sum_{i \ne y_n} \max(0,\ \mathrm{margin} - x_{n, y_n} + x_{n, i})^p
@@ -202,8 +214,10 @@ def multi_margin_loss(input, target, p=1, margin: float = 1.0, weight=None, redu
     return _checks.raise_failed("multi_margin_loss", loss, failures)
 
 
-@functools.partial(jax.jit, static_argnames=("margin", "reduction"))
-def margin_ranking_loss(input1, input2, target, margin: float = 0.0, reduction: str = "mean") -> jax.Array:
+@typed_jit(static_argnames=("margin", "reduction"))
+def margin_ranking_loss(
+    input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, reduction: Reduction = "mean"
+) -> jax.Array:
     r"""Ranking hinge loss, as `torch.nn.functional.margin_ranking_loss`.
 
     .. math:: \ell_i = \max(0,\ -t_i (x_{1,i} - x_{2,i}) + \mathrm{margin})
@@ -244,8 +258,10 @@ def margin_ranking_loss(input1, input2, target, margin: float = 0.0, reduction: 
     return reduce(loss, reduction).astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("margin", "reduction"))
-def hinge_embedding_loss(input, target, margin: float = 1.0, reduction: str = "mean") -> jax.Array:
+@typed_jit(static_argnames=("margin", "reduction"))
+def hinge_embedding_loss(
+    input: ArrayLike, target: ArrayLike, margin: float = 1.0, reduction: Reduction = "mean"
+) -> jax.Array:
     r"""Hinge embedding loss, as `torch.nn.functional.hinge_embedding_loss`.
 
     .. math:: \ell_i = [t_i \ne 1] \max(0,\ \mathrm{margin} - x_i) + [t_i \ne -1]\, x_i

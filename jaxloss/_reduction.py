@@ -3,8 +3,10 @@
 import jax
 import jax.numpy as jnp
 
+from jaxloss._typing import Reduction
 
-def reduce(loss: jax.Array, reduction: str) -> jax.Array:
+
+def reduce(loss: jax.Array, reduction: Reduction) -> jax.Array:
     """Reduces element losses as torch does.
 
     Args:

@@ -4,12 +4,17 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
 
 from jaxloss import _checks, _subgradients
 from jaxloss._reduction import reduce
+from jaxloss._typing import Reduction, typed_jit
 
 
-def _elementwise_inputs(loss: str, input, target, weight, reduction: str):
+def _elementwise_inputs(
+    loss: str, input: ArrayLike, target: ArrayLike, weight: ArrayLike | None, reduction: Reduction
+) -> tuple[jax.Array, jax.Array, jax.Array | None, np.dtype]:
     """Checks and promotes the operands shared by the four losses; returns them and the result dtype.
 
     The target broadcasts against the input with torch's UserWarning when their shapes differ; a `weight`
@@ -17,7 +22,8 @@ def _elementwise_inputs(loss: str, input, target, weight, reduction: str):
     """
     _checks.check_reduction(loss, reduction)
     dtype = _checks.floating_dtype(loss, input=input, target=target, weight=weight)
-    input, target, weight = _checks.cast_for_computation(dtype, input, target, weight)
+    input, target = _checks.cast_for_computation(dtype, input, target)
+    weight = _checks.cast_optional_for_computation(dtype, weight)
     _checks.broadcast_shape(loss, input=input.shape, target=target.shape)
     _checks.warn_if_target_broadcasts(loss, input.shape, target.shape)
     if weight is not None:
@@ -25,7 +31,7 @@ def _elementwise_inputs(loss: str, input, target, weight, reduction: str):
     return input, target, weight, dtype
 
 
-def _reduce_weighted(loss: jax.Array, weight, reduction: str) -> jax.Array:
+def _reduce_weighted(loss: jax.Array, weight: jax.Array | None, reduction: Reduction) -> jax.Array:
     """l1/mse's weighted reduction: ``'mean'`` is the weighted average ``sum(w * l) / sum(w)``."""
     if weight is None:
         return reduce(loss, reduction)
@@ -35,8 +41,10 @@ def _reduce_weighted(loss: jax.Array, weight, reduction: str) -> jax.Array:
     return reduce(weighted, reduction)
 
 
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def l1_loss(input, target, reduction: str = "mean", weight=None) -> jax.Array:
+@typed_jit(static_argnames=("reduction",))
+def l1_loss(
+    input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean", weight: ArrayLike | None = None
+) -> jax.Array:
     r"""Mean absolute error, ``|input - target|``, as `torch.nn.functional.l1_loss`.
 
     .. math:: \ell_i = w_i \, |x_i - y_i|
@@ -63,8 +71,10 @@ def l1_loss(input, target, reduction: str = "mean", weight=None) -> jax.Array:
     return _reduce_weighted(_subgradients.abs(input - target), weight, reduction).astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def mse_loss(input, target, reduction: str = "mean", weight=None) -> jax.Array:
+@typed_jit(static_argnames=("reduction",))
+def mse_loss(
+    input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean", weight: ArrayLike | None = None
+) -> jax.Array:
     r"""Mean squared error, ``(input - target)**2``, as `torch.nn.functional.mse_loss`.
 
     .. math:: \ell_i = w_i \, (x_i - y_i)^2
@@ -103,7 +113,7 @@ def _huber(diff: jax.Array, delta: float) -> jax.Array:
 
 
 @_huber.defjvp
-def _huber_jvp(delta, primals, tangents):
+def _huber_jvp(delta: float, primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
     (diff,), (d_diff,) = primals, tangents
     return _huber(diff, delta), jnp.clip(diff, -delta, delta) * d_diff
 
@@ -116,8 +126,8 @@ def _smooth_l1(diff: jax.Array, beta: float) -> jax.Array:
     return _huber(diff, beta) / beta
 
 
-@functools.partial(jax.jit, static_argnames=("reduction", "beta"))
-def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> jax.Array:
+@typed_jit(static_argnames=("reduction", "beta"))
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean", beta: float = 1.0) -> jax.Array:
     r"""Smooth L1 loss, as `torch.nn.functional.smooth_l1_loss`.
 
     .. math::
@@ -148,8 +158,14 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) ->
     return reduce(_smooth_l1(input - target, beta), reduction).astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("reduction", "delta"))
-def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> jax.Array:
+@typed_jit(static_argnames=("reduction", "delta"))
+def huber_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+    delta: float = 1.0,
+    weight: ArrayLike | None = None,
+) -> jax.Array:
     r"""Huber loss, as `torch.nn.functional.huber_loss`.
 
     .. math::

@@ -23,12 +23,12 @@ def abs(x: jax.Array) -> jax.Array:
 
 
 @abs.defjvp
-def _abs_jvp(primals, tangents):
+def _abs_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
     (x,), (dx,) = primals, tangents
     return jnp.abs(x), _torch_sign(x) * dx
 
 
-def clamp_min(x: jax.Array, minimum) -> jax.Array:
+def clamp_min(x: jax.Array, minimum: float) -> jax.Array:
     """``max(x, minimum)`` with torch's `clamp_min` derivative: 1 where ``x >= minimum``, ties included, and 0
     elsewhere, NaN included; NaN values propagate.
 
@@ -79,7 +79,7 @@ def vector_norm(x: jax.Array, p: float) -> jax.Array:
 
 
 @vector_norm.defjvp
-def _vector_norm_jvp(p, primals, tangents):
+def _vector_norm_jvp(p: float, primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
     # Each tangent below is linear in dx, so that JAX's transpose of it is torch's backward formula, with the
     # same masks and the same order of the scaling (the cotangent is divided/multiplied by the norm term first).
     (x,), (dx,) = primals, tangents

@@ -28,3 +28,29 @@ from jaxloss._regression import huber_loss as huber_loss
 from jaxloss._regression import l1_loss as l1_loss
 from jaxloss._regression import mse_loss as mse_loss
 from jaxloss._regression import smooth_l1_loss as smooth_l1_loss
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "multilabel_soft_margin_loss",
+    "soft_margin_loss",
+    "cross_entropy",
+    "nll_loss",
+    "ctc_loss",
+    "gaussian_nll_loss",
+    "kl_div",
+    "poisson_nll_loss",
+    "cosine_embedding_loss",
+    "pairwise_distance",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+    "linear_cross_entropy",
+    "hinge_embedding_loss",
+    "margin_ranking_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
+    "huber_loss",
+    "l1_loss",
+    "mse_loss",
+    "smooth_l1_loss",
+]

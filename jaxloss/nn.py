@@ -17,23 +17,55 @@ Example:
 
 import dataclasses
 import math
-from collections.abc import Callable
+from typing import Any, TypeVar, dataclass_transform
 
 import jax
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxloss import functional as F
 from jaxloss._linear_cross_entropy import LinearCrossEntropyOptions as LinearCrossEntropyOptions
 from jaxloss._linear_cross_entropy import torch_linear_init
+from jaxloss._typing import DistanceFunction, KLDivReduction, Lengths, Reduction
+
+__all__ = [
+    "Loss",
+    "L1Loss",
+    "MSELoss",
+    "SmoothL1Loss",
+    "HuberLoss",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "KLDivLoss",
+    "PoissonNLLLoss",
+    "GaussianNLLLoss",
+    "SoftMarginLoss",
+    "MultiLabelSoftMarginLoss",
+    "MultiLabelMarginLoss",
+    "MultiMarginLoss",
+    "MarginRankingLoss",
+    "HingeEmbeddingLoss",
+    "CosineEmbeddingLoss",
+    "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
+    "CTCLoss",
+    "LinearCrossEntropyLoss",
+    "LinearCrossEntropyOptions",
+]
+
+_LossT = TypeVar("_LossT", bound="Loss")
 
 
 class Loss:
     """Base class of the jaxloss loss classes (`torch.nn.modules.loss._Loss`)."""
 
 
-def _loss_class(cls):
+@dataclass_transform(eq_default=False, frozen_default=True)
+def _loss_class(cls: type[_LossT]) -> type[_LossT]:
     """Makes `cls` a frozen dataclass and a pytree whose array fields (metadata ``array=True``) are leaves."""
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
-    fields = dataclasses.fields(cls)
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # mypy cannot tell that `cls` is a dataclass now
     return jax.tree_util.register_dataclass(
         cls,
         data_fields=[f.name for f in fields if f.metadata.get("array")],
@@ -41,18 +73,18 @@ def _loss_class(cls):
     )
 
 
-def _array(default=None):
-    """A dataclass field holding an optional array: a pytree leaf."""
-    return dataclasses.field(default=default, metadata={"array": True})
+def _array() -> Any:
+    """A dataclass field holding an optional array, None by default: a pytree leaf (to type checkers, any value)."""
+    return dataclasses.field(default=None, metadata={"array": True})
 
 
 @_loss_class
 class L1Loss(Loss):
     """`torch.nn.L1Loss`: mean absolute error. Called as ``loss(input, target)``; see `functional.l1_loss`."""
 
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.l1_loss(input, target, reduction=self.reduction)
 
 
@@ -60,9 +92,9 @@ class L1Loss(Loss):
 class MSELoss(Loss):
     """`torch.nn.MSELoss`: mean squared error. Called as ``loss(input, target)``; see `functional.mse_loss`."""
 
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
@@ -70,10 +102,10 @@ class MSELoss(Loss):
 class SmoothL1Loss(Loss):
     """`torch.nn.SmoothL1Loss`. Called as ``loss(input, target)``; see `functional.smooth_l1_loss`."""
 
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
     beta: float = 1.0
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
@@ -81,10 +113,10 @@ class SmoothL1Loss(Loss):
 class HuberLoss(Loss):
     """`torch.nn.HuberLoss`. Called as ``loss(input, target)``; see `functional.huber_loss`."""
 
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
     delta: float = 1.0
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
 
 
@@ -98,12 +130,12 @@ class CrossEntropyLoss(Loss):
 
     weight: jax.Array | None = _array()
     ignore_index: int = -100
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
     label_smoothing: float = 0.0
     _: dataclasses.KW_ONLY
     axis: int | None = None
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.cross_entropy(
             input,
             target,
@@ -125,11 +157,11 @@ class NLLLoss(Loss):
 
     weight: jax.Array | None = _array()
     ignore_index: int = -100
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
     _: dataclasses.KW_ONLY
     axis: int | None = None
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.nll_loss(
             input,
             target,
@@ -148,9 +180,9 @@ class BCELoss(Loss):
     """
 
     weight: jax.Array | None = _array()
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
@@ -162,10 +194,10 @@ class BCEWithLogitsLoss(Loss):
     """
 
     weight: jax.Array | None = _array()
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
     pos_weight: jax.Array | None = _array()
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.binary_cross_entropy_with_logits(
             input, target, weight=self.weight, reduction=self.reduction, pos_weight=self.pos_weight
         )
@@ -175,10 +207,10 @@ class BCEWithLogitsLoss(Loss):
 class KLDivLoss(Loss):
     """`torch.nn.KLDivLoss`. Called as ``loss(input, target)``; see `functional.kl_div`."""
 
-    reduction: str = "mean"
+    reduction: KLDivReduction = "mean"
     log_target: bool = False
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
@@ -189,9 +221,9 @@ class PoissonNLLLoss(Loss):
     log_input: bool = True
     full: bool = False
     eps: float = 1e-8
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, log_input, target):
+    def __call__(self, log_input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.poisson_nll_loss(
             log_input, target, log_input=self.log_input, full=self.full, eps=self.eps, reduction=self.reduction
         )
@@ -207,9 +239,9 @@ class GaussianNLLLoss(Loss):
     _: dataclasses.KW_ONLY
     full: bool = False
     eps: float = 1e-6
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target, var):
+    def __call__(self, input: ArrayLike, target: ArrayLike, var: ArrayLike) -> jax.Array:
         return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
 
 
@@ -217,9 +249,9 @@ class GaussianNLLLoss(Loss):
 class SoftMarginLoss(Loss):
     """`torch.nn.SoftMarginLoss`. Called as ``loss(input, target)``; see `functional.soft_margin_loss`."""
 
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.soft_margin_loss(input, target, reduction=self.reduction)
 
 
@@ -231,9 +263,9 @@ class MultiLabelSoftMarginLoss(Loss):
     """
 
     weight: jax.Array | None = _array()
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
 
 
@@ -244,9 +276,9 @@ class MultiLabelMarginLoss(Loss):
     Called as ``loss(input, target)``; see `functional.multilabel_margin_loss`.
     """
 
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.multilabel_margin_loss(input, target, reduction=self.reduction)
 
 
@@ -257,9 +289,9 @@ class MultiMarginLoss(Loss):
     p: int = 1
     margin: float = 1.0
     weight: jax.Array | None = _array()
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.multi_margin_loss(
             input, target, p=self.p, margin=self.margin, weight=self.weight, reduction=self.reduction
         )
@@ -273,9 +305,9 @@ class MarginRankingLoss(Loss):
     """
 
     margin: float = 0.0
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input1, input2, target):
+    def __call__(self, input1: ArrayLike, input2: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
 
 
@@ -287,9 +319,9 @@ class HingeEmbeddingLoss(Loss):
     """
 
     margin: float = 1.0
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
 
 
@@ -301,9 +333,9 @@ class CosineEmbeddingLoss(Loss):
     """
 
     margin: float = 0.0
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, input1, input2, target):
+    def __call__(self, input1: ArrayLike, input2: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
 
 
@@ -318,9 +350,9 @@ class TripletMarginLoss(Loss):
     p: float = 2.0
     eps: float = 1e-6
     swap: bool = False
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, anchor, positive, negative):
+    def __call__(self, anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike) -> jax.Array:
         return F.triplet_margin_loss(
             anchor,
             positive,
@@ -341,12 +373,12 @@ class TripletMarginWithDistanceLoss(Loss):
     """
 
     _: dataclasses.KW_ONLY
-    distance_function: Callable | None = None
+    distance_function: DistanceFunction | None = None
     margin: float = 1.0
     swap: bool = False
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
 
-    def __call__(self, anchor, positive, negative):
+    def __call__(self, anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike) -> jax.Array:
         return F.triplet_margin_with_distance_loss(
             anchor,
             positive,
@@ -366,10 +398,12 @@ class CTCLoss(Loss):
     """
 
     blank: int = 0
-    reduction: str = "mean"
+    reduction: Reduction = "mean"
     zero_infinity: bool = False
 
-    def __call__(self, log_probs, targets, input_lengths, target_lengths):
+    def __call__(
+        self, log_probs: ArrayLike, targets: ArrayLike, input_lengths: Lengths, target_lengths: Lengths
+    ) -> jax.Array:
         return F.ctc_loss(
             log_probs,
             targets,
@@ -419,8 +453,8 @@ class LinearCrossEntropyLoss(Loss):
     _: dataclasses.KW_ONLY
     out_features: tuple[int, ...] = ()
     bias: dataclasses.InitVar[bool] = False
-    dtype: dataclasses.InitVar[object] = None
-    reduction: str = "mean"
+    dtype: dataclasses.InitVar[DTypeLike | None] = None
+    reduction: Reduction = "mean"
     weight: jax.Array | None = _array()
     ignore_index: int | None = None
     label_smoothing: float = 0.0
@@ -429,7 +463,7 @@ class LinearCrossEntropyLoss(Loss):
     linear_weight: jax.Array | None = _array()
     linear_bias: jax.Array | None = _array()
 
-    def __post_init__(self, bias, dtype, key):
+    def __post_init__(self, bias: bool, dtype: DTypeLike | None, key: jax.Array | None) -> None:
         name = type(self).__name__
         object.__setattr__(self, "out_features", tuple(self.out_features))  # hashable: a static field
         if self.label_smoothing < 0 or self.label_smoothing > 1:  # torch's test (NaN passes)
@@ -447,7 +481,9 @@ class LinearCrossEntropyLoss(Loss):
             if self.linear_bias is None:
                 object.__setattr__(self, "linear_bias", linear_bias)
 
-    def __call__(self, input, target):
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
+        if self.linear_weight is None:  # set by the constructor; only a pytree rebuilt without it lacks it
+            raise ValueError(f"{type(self).__name__}: `linear_weight` is None; the loss has no linear layer.")
         classes = (self.num_classes, *self.out_features)
         return F.linear_cross_entropy(
             input,

@@ -1,6 +1,8 @@
-"""The public surface: torch's names and signatures, and classes that equal their functions."""
+"""The public surface: torch's names and signatures, `__all__`, and classes that equal their functions."""
 
+import ast
 import inspect
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -190,6 +192,39 @@ def test_array_options_are_pytree_leaves():
     doubled = jax.tree_util.tree_map(lambda a: 2 * a, loss)
     assert isinstance(doubled, nn.BCEWithLogitsLoss) and doubled.reduction == "mean"
     np.testing.assert_array_equal(doubled.pos_weight, 4 * weight)
+
+
+def public_names(module) -> set[str]:
+    """What `module` defines at top level or re-exports explicitly (``from x import y as y``, PEP 484's rule, which
+    type checkers follow), minus the names that start with an underscore."""
+    names = set()
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update(alias.name for alias in node.names if alias.asname == alias.name)
+    return {name for name in names if not name.startswith("_")}
+
+
+def own_docstring(obj) -> str | None:
+    """The docstring written in `obj`'s definition: not inherited, nor the one `dataclasses` generates."""
+    (definition,) = ast.parse(textwrap.dedent(inspect.getsource(obj))).body
+    return ast.get_docstring(definition)
+
+
+@pytest.mark.parametrize("module", [jaxloss, F, nn], ids=lambda module: module.__name__)
+def test_all_lists_exactly_the_public_names(module):
+    assert len(set(module.__all__)) == len(module.__all__), module.__all__
+    assert set(module.__all__) == public_names(module)
+
+
+@pytest.mark.parametrize("module", [F, nn], ids=lambda module: module.__name__)
+def test_every_public_name_has_a_docstring(module):
+    assert [name for name in module.__all__ if not own_docstring(getattr(module, name))] == []
 
 
 def test_version():
