@@ -53,17 +53,28 @@ def params_close(flax_params, torch_state, dtype) -> None:
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCES[dtype]), flax_params, expected)
 
 
-@pytest.mark.parametrize("dtype_name", DTYPES)
-def test_logits_and_gradients_match_torch(dtype_name):
-    dtype = DTYPES[dtype_name]
+def torch_backward_case(dtype) -> tuple[np.ndarray, np.ndarray, TorchTudui, torch.Tensor, torch.Tensor]:
+    """torch's side of a gradient comparison, on images whose max pools tie.
+
+    Returns:
+        ``(images, labels, model, x, logits)``: ``(8, 32, 32, 3)`` float HWC images in `dtype` (six blocky ones
+        and two of noise), their labels, the exactly summing torch model after ``backward()`` of the mean
+        cross-entropy (its parameters hold ``.grad``), its NCHW input ``x`` (``x.grad`` filled) and its logits.
+    """
     rng = np.random.default_rng(0)
     images = np.concatenate([blocky_images(rng, 6), rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)])
     labels = rng.integers(0, 10, size=len(images))
-
     model = exactly_summing(torch_model(dtype))
     x = torch.from_numpy(dyadic_images(images, dtype)).permute(0, 3, 1, 2).requires_grad_()
     logits = model(x)
     torch_F.cross_entropy(logits, torch.from_numpy(labels)).backward()
+    return dyadic_images(images, dtype), labels, model, x, logits
+
+
+@pytest.mark.parametrize("dtype_name", DTYPES)
+def test_logits_and_gradients_match_torch(dtype_name):
+    dtype = DTYPES[dtype_name]
+    images, labels, model, x, logits = torch_backward_case(dtype)
 
     with jax.enable_x64(dtype == np.float64):
         params = tudui_params_from_torch(model.state_dict())
@@ -74,7 +85,7 @@ def test_logits_and_gradients_match_torch(dtype_name):
             log_probs = jax.nn.log_softmax(logits)
             return -jnp.take_along_axis(log_probs, jnp.asarray(labels)[:, None], axis=1).mean(), logits
 
-        images_jax = jnp.asarray(dyadic_images(images, dtype))
+        images_jax = jnp.asarray(images)
         (_, jax_logits), (param_grads, image_grads) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
             params, images_jax
         )

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as torch_F
 from flax import nnx
 
 from experiments.input_pipeline import IGNORE_INDEX
@@ -23,8 +22,8 @@ from tests.test_models import (
     TOLERANCES,
     blocky_images,
     dyadic_images,
-    exactly_summing,
     params_close,
+    torch_backward_case,
     torch_model,
 )
 
@@ -66,19 +65,12 @@ def test_init_equals_linen_init_for_the_same_key(param_dtype, dtype):
 @pytest.mark.parametrize("dtype_name", DTYPES)
 def test_logits_and_gradients_match_torch_and_linen(dtype_name):
     dtype = DTYPES[dtype_name]
-    rng = np.random.default_rng(0)
-    images = np.concatenate([blocky_images(rng, 6), rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)])
-    labels = rng.integers(0, 10, size=len(images))
-
-    torch_tudui = exactly_summing(torch_model(dtype))
-    x = torch.from_numpy(dyadic_images(images, dtype)).permute(0, 3, 1, 2).requires_grad_()
-    torch_logits = torch_tudui(x)
-    torch_F.cross_entropy(torch_logits, torch.from_numpy(labels)).backward()
+    images, labels, torch_tudui, x, torch_logits = torch_backward_case(dtype)
 
     with jax.enable_x64(dtype == np.float64):
         model = tudui_nnx(jax.random.key(0), param_dtype=dtype)
         tudui_nnx_load_torch(model, torch_tudui.state_dict())
-        images_jax = jnp.asarray(dyadic_images(images, dtype))
+        images_jax = jnp.asarray(images)
 
         @nnx.jit
         def nnx_loss_and_grads(model, images):
