@@ -70,7 +70,9 @@ def _binary_cross_entropy(
     _checks.check_reduction(loss_name, reduction)
     dtype = _checks.floating_dtype(loss_name, input=input)
     _checks.check_same_dtype(loss_name, "input", input, "target", target)
-    _checks.floating_dtype(loss_name, integers_to_float32=True, weight=weight)  # torch casts it to `input`'s
+    _checks.floating_dtype(
+        loss_name, integers_to_float32=True, booleans=("weight",), weight=weight
+    )  # cast to `input`'s
     input, target = _checks.cast_for_computation(dtype, input, target)
     weight = _checks.cast_optional_for_computation(dtype, weight)
     _checks.check_same_shape(loss_name, "input", input.shape, "target", target.shape)
@@ -79,13 +81,17 @@ def _binary_cross_entropy(
     # NaN fails both checks, as in torch.
     bad_input = ~((input >= 0) & (input <= 1))
     bad_target = ~((target >= 0) & (target <= 1))
-    loss = _checks.nan_where(bad_input | bad_target, _bce_elements(input, target))
-    if weight is not None:
-        loss = loss * weight
     failures = {
         "all elements of `input` must lie in [0, 1] (NaN fails too)": jnp.any(bad_input),
         "all elements of `target` must lie in [0, 1] (NaN fails too)": jnp.any(bad_target),
     }
+    failed = _checks.any_failed(failures)
+    input = _checks.nan_derivatives_if(failed, input)
+    target = _checks.nan_derivatives_if(failed, target)
+    weight = _checks.nan_derivatives_if(failed, weight)
+    loss = _checks.nan_where(bad_input | bad_target, _bce_elements(input, target))
+    if weight is not None:
+        loss = loss * weight
     return reduce(loss, reduction).astype(dtype), failures
 
 
@@ -108,7 +114,8 @@ def binary_cross_entropy(
 
     Value checks: every `input` and `target` element must lie in [0, 1] (NaN fails). Eagerly (including eager
     `jax.grad`) a failure raises `ValueError`, as torch does; under `jax.jit`/`jax.vmap` the values cannot be
-    checked and the offending elements are NaN instead (so is any reduction over them).
+    checked and the offending elements are NaN instead (so is any reduction over them, and every element of
+    the gradients).
 
     Args:
       input: probabilities ``x``, any shape, floating.
@@ -212,7 +219,9 @@ def binary_cross_entropy_with_logits(
     _checks.check_reduction(loss_name, reduction)
     dtype = _checks.floating_dtype(loss_name, target=target)
     compute_dtype = _checks.floating_dtype(loss_name, input=input, target=target)
-    _checks.floating_dtype(loss_name, integers_to_float32=True, weight=weight, pos_weight=pos_weight)
+    _checks.floating_dtype(
+        loss_name, integers_to_float32=True, booleans=("weight",), weight=weight, pos_weight=pos_weight
+    )
     input, target = _checks.cast_for_computation(compute_dtype, input, target)
     weight = _checks.cast_optional_for_computation(compute_dtype, weight)
     pos_weight = _checks.cast_optional_for_computation(compute_dtype, pos_weight)
@@ -303,7 +312,9 @@ def multilabel_soft_margin_loss(
     loss_name = "multilabel_soft_margin_loss"
     _checks.check_reduction(loss_name, reduction)
     _checks.floating_dtype(loss_name, input=input)
-    dtype = _checks.floating_dtype(loss_name, integers_to_float32=True, input=input, target=target, weight=weight)
+    dtype = _checks.floating_dtype(
+        loss_name, integers_to_float32=True, booleans=("weight",), input=input, target=target, weight=weight
+    )
     input, target = _checks.cast_for_computation(dtype, input, target)
     weight = _checks.cast_optional_for_computation(dtype, weight)
     if input.ndim == 0:

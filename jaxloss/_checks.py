@@ -5,20 +5,23 @@ Two kinds of check, as in torch:
 * **Static checks** look at shapes, dtypes and options. They run while a loss is traced, so they raise
   `TypeError`/`ValueError` eagerly and under `jax.jit` alike.
 * **Value checks** look at the data (class indices in range, probabilities in [0, 1], ...). A loss computes
-  them as boolean flags next to its result and puts NaN in the affected elements. `raise_failed` then raises a
-  `ValueError` when the flags are known (eager calls, including eager `jax.grad`); under `jit` or `vmap` they
-  are not known, and the NaN is what the caller sees: never a plausible-looking number; inside
-  `jaxloss.checkify` they become `jax.experimental.checkify` errors instead.
+  them as boolean flags first, passes its differentiable operands through `nan_derivatives_if` (so that the
+  derivatives are NaN when a check failed), and puts NaN in the affected elements of its result
+  (`nan_where`). `raise_failed` then raises a `ValueError` when the flags are known (eager calls, including
+  eager `jax.grad`); under `jit` or `vmap` they are not known, and the NaN loss and NaN gradients are what the
+  caller sees: never plausible-looking numbers; inside `jaxloss.checkify` they become
+  `jax.experimental.checkify` errors instead.
 """
 
 import contextlib
 import contextvars
+import functools
 import operator
 import sys
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import Any, TypeAlias, get_args
+from typing import Any, TypeAlias, get_args, overload
 
 import jax
 import jax.numpy as jnp
@@ -68,17 +71,23 @@ def float_option(loss: str, name: str, value: Any) -> float:
         ) from error
 
 
-def floating_dtype(loss: str, *, integers_to_float32: bool = False, **arrays: ArrayLike | None) -> np.dtype:
+def floating_dtype(
+    loss: str, *, integers_to_float32: bool = False, booleans: Collection[str] = (), **arrays: ArrayLike | None
+) -> np.dtype:
     """Returns the dtype that floating-point `arrays` promote to, as torch promotes them.
 
     Args:
       loss: the loss's name, for error messages.
-      integers_to_float32: torch accepts integer operands in a few losses; when True, so does this check, and
+      integers_to_float32: torch accepts integer operands in some losses; when True, so does this check, and
         integers take the floating operands' dtype (torch's default, float32, when all are integers).
+      booleans: with `integers_to_float32`, the names of the operands that may also be boolean, promoted as
+        integers are (torch accepts a boolean operand where it only multiplies it, not where it subtracts or
+        negates it).
       **arrays: the operands by argument name; `None` values are skipped.
 
     Raises:
-      TypeError: an operand is boolean, complex, or (unless `integers_to_float32`) an integer array.
+      TypeError: an operand is complex, boolean (unless named in `booleans`), or an integer array (unless
+        `integers_to_float32`).
     """
     dtypes = []
     for name, array in arrays.items():
@@ -87,7 +96,9 @@ def floating_dtype(loss: str, *, integers_to_float32: bool = False, **arrays: Ar
         dtype = jnp.result_type(array)
         if jnp.issubdtype(dtype, jnp.floating):
             dtypes.append(dtype)
-        elif not (integers_to_float32 and jnp.issubdtype(dtype, jnp.integer)):
+        elif not (
+            integers_to_float32 and (jnp.issubdtype(dtype, jnp.integer) or (dtype == jnp.bool_ and name in booleans))
+        ):
             raise TypeError(f"{loss}: `{name}` must be a floating-point array; got dtype {dtype}.")
     return np.dtype(jnp.result_type(*dtypes)) if dtypes else np.dtype(jnp.float32)
 
@@ -211,11 +222,11 @@ def raise_failed(loss: str, result: jax.Array, failures: Mapping[str, jax.Array]
     """Returns `result`, after raising `ValueError` for the first known-true flag in `failures`.
 
     Flags that are not known (under `jit`/`vmap`) become `checkify.check`s inside `checkify_value_checks`, and
-    are otherwise left to the NaN already in `result`.
+    are otherwise left to the NaN already in `result` and in its derivatives (`nan_derivatives_if`).
 
     Args:
       loss: the loss's name, for the message.
-      result: the loss value(s), already NaN where a check failed.
+      result: the loss value(s), already NaN where a check failed, and NaN-differentiated if any failed.
       failures: maps a message such as "`input` must lie in [0, 1]" to a boolean scalar that is True when
         the check failed somewhere.
 
@@ -233,6 +244,67 @@ def raise_failed(loss: str, result: jax.Array, failures: Mapping[str, jax.Array]
     return result
 
 
+@jax.custom_jvp
+def _nan_derivatives_where(invalid: jax.Array, operand: jax.Array) -> jax.Array:
+    """`operand`, with NaN derivatives wherever `invalid` (which broadcasts to `operand`'s shape) is True."""
+    return operand
+
+
+@_nan_derivatives_where.defjvp
+def _nan_derivatives_where_jvp(
+    primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    invalid, operand = primals
+    # A product with 1 or NaN, not `where(invalid, nan, tangent)`: the rule stays linear in the tangent, so
+    # reverse mode transposes it into the same product with the cotangent. The factor 1 is exact (valid data
+    # keeps its derivatives bit for bit), and NaN · 0 is NaN: an element turns NaN even where its derivative
+    # is otherwise 0 (ignored targets, masked elements, a sample's padding).
+    factor = jnp.where(invalid, jnp.nan, 1).astype(tangents[1].dtype)
+    return operand, tangents[1] * factor
+
+
 def nan_where(invalid: jax.Array, values: jax.Array) -> jax.Array:
-    """`values` with NaN wherever `invalid` is True."""
-    return jnp.where(invalid, jnp.nan, values)
+    """`values` with NaN wherever `invalid` is True, and NaN tangents there in forward mode.
+
+    (The select alone would give those elements a tangent of 0. In reverse mode the select stops the cotangent
+    of those elements whatever it is: `nan_derivatives_if` on the operands is what makes gradients NaN.)
+    """
+    return _nan_derivatives_where(invalid, jnp.where(invalid, jnp.nan, values))
+
+
+def any_failed(failures: Mapping[str, jax.Array]) -> jax.Array:
+    """A boolean scalar: True if any of the value checks in `failures` failed (False when there are none)."""
+    return functools.reduce(jnp.logical_or, failures.values(), jnp.zeros((), bool))
+
+
+@overload
+def nan_derivatives_if(failed: jax.Array, operand: jax.Array) -> jax.Array: ...
+
+
+@overload
+def nan_derivatives_if(failed: jax.Array, operand: None) -> None: ...
+
+
+def nan_derivatives_if(failed: jax.Array, operand: jax.Array | None) -> jax.Array | None:
+    """`operand` unchanged, with every element of its derivatives NaN when `failed` is True.
+
+    A loss with value checks computes its flags first (cheap functions of the targets, lengths or variances)
+    and passes each floating differentiable operand through this identity before computing the loss from it.
+    When a check failed, then, the loss is NaN where the data is bad (`nan_where`), and every element of the
+    gradient of every operand is NaN, whatever the reduction and the cotangent: with ``'none'`` also where the
+    caller masks the NaN losses out, since a batch with bad data has no trustworthy gradient. Under
+    `jit`/`vmap`, where `raise_failed` cannot raise, a gradient-based guard (`optax.apply_if_finite`, a loss
+    scaler) thus sees the failure instead of a plausible update computed from the valid part of the batch.
+    Forward mode gives NaN tangents to the NaN loss elements (and so to a reduced loss); second derivatives
+    are NaN too, except a Hessian that is identically zero (a loss piecewise linear in its operands), which
+    JAX computes as a symbolic zero that no factor reaches. Values are never changed, and with valid data the
+    derivatives are exactly those of the loss.
+
+    Args:
+      failed: boolean scalar, e.g. ``any_failed(failures)``; batched under `jax.vmap` (one flag per instance).
+      operand: a floating array, or None (an absent optional operand), returned as it is.
+
+    Returns:
+      `operand`.
+    """
+    return None if operand is None else _nan_derivatives_where(failed, operand)

@@ -2,8 +2,8 @@
 
 Both reduce per-position losses built by `index_losses` (class-index targets) or `probability_losses`
 (cross_entropy's class-probability targets). `class_axis`, `check_index_target`, `check_class_weight`,
-`index_losses`, `IndexLosses`, `reduce_index_losses`, `probability_losses`, `label_smoothing_option` and
-`cross_entropy_with_failures` are meant for reuse by other modules (a fused
+`index_failures`, `index_losses`, `IndexLosses`, `reduce_index_losses`, `probability_losses`,
+`label_smoothing_option` and `cross_entropy_with_failures` are meant for reuse by other modules (a fused
 `linear_cross_entropy` computes logits chunk by chunk and feeds them to `index_losses`).
 """
 
@@ -93,6 +93,24 @@ def _per_class(label_smoothing: float, num_classes: int) -> float:
     return label_smoothing / num_classes if num_classes else math.inf
 
 
+def _index_target_masks(target: jax.Array, num_classes: int, ignore_index: int) -> tuple[jax.Array, jax.Array]:
+    """``(ignored, out_of_range)`` for class indices `target`: where it is `ignore_index`, and where it is
+    neither that nor a class in ``[0, C)``."""
+    ignored = _equal_or_false(target, ignore_index)
+    return ignored, ~ignored & ((target < 0) | _at_least(target, num_classes))
+
+
+def index_failures(target: jax.Array, num_classes: int, ignore_index: int) -> _checks.Failures:
+    """The value check of class indices `target` (see `_checks`): each is `ignore_index` or a class in ``[0, C)``.
+
+    A cheap function of the target alone, so that a loss can compute it before its differentiable operands
+    pass through `_checks.nan_derivatives_if`.
+    """
+    _, out_of_range = _index_target_masks(target, num_classes, ignore_index)
+    message = f"`target` must hold class indices in [0, {num_classes}) or `ignore_index` ({ignore_index})"
+    return {message: jnp.any(out_of_range)}
+
+
 class IndexLosses(NamedTuple):
     """Per-position parts of the loss of class-index targets (see `index_losses`), each of the target's shape.
 
@@ -100,18 +118,16 @@ class IndexLosses(NamedTuple):
       nll: ``w_t · (−lp_t)``; 0 where the target is ignored, NaN where it is out of range.
       smooth: ``Σ_c w_c · (−lp_c)``, the label-smoothing term; 0 where ignored. None without smoothing.
       weights: ``w_t``, the weight each position adds to ``'mean'``'s denominator; 0 where ignored.
-      out_of_range: True where the target is neither `ignore_index` nor a class in ``[0, C)``.
     """
 
     nll: jax.Array
     smooth: jax.Array | None
     weights: jax.Array
-    out_of_range: jax.Array
 
-    def map_values(self, fn: Callable[[jax.Array], jax.Array], out_of_range: jax.Array) -> "IndexLosses":
-        """`fn` applied to the `nll`, `smooth` (when present) and `weights` parts, with `out_of_range` replaced."""
+    def map_values(self, fn: Callable[[jax.Array], jax.Array]) -> "IndexLosses":
+        """`fn` applied to the `nll`, `smooth` (when present) and `weights` parts."""
         smooth = None if self.smooth is None else fn(self.smooth)
-        return IndexLosses(fn(self.nll), smooth, fn(self.weights), out_of_range)
+        return IndexLosses(fn(self.nll), smooth, fn(self.weights))
 
 
 def _class_sum(values: jax.Array, weight: jax.Array | None, axis: int) -> jax.Array:
@@ -140,8 +156,9 @@ def index_losses(
     For every position (every element of `target`), with ``t`` its target class, ``lp`` its log-probabilities
     (the classes along `axis`) and ``w`` the class weights (1 without `weight`), the parts are
     ``nll = w_t · (−lp_t)``, ``smooth = Σ_c w_c · (−lp_c)`` and ``weights = w_t``, all 0 where
-    ``t == ignore_index``. Where ``t`` is neither `ignore_index` nor in ``[0, C)``, `nll` is NaN and
-    `out_of_range` True (the gather itself reads class 0 there).
+    ``t == ignore_index``. Where ``t`` is neither `ignore_index` nor in ``[0, C)``, `nll` is NaN (the gather
+    itself reads class 0 there); `index_failures` is the matching value check, which the caller computes first
+    (for `_checks.nan_derivatives_if`) and reports.
 
     With `normalize`, `scores` are logits and ``lp = log_softmax(scores)``, computed as
     ``(x − m) − log Σ exp(x − m)`` with the maximum ``m`` held constant (it cancels from the gradient): the
@@ -172,8 +189,7 @@ def index_losses(
       The `IndexLosses` parts.
     """
     num_classes = scores.shape[axis]
-    ignored = _equal_or_false(target, ignore_index)
-    out_of_range = ~ignored & ((target < 0) | _at_least(target, num_classes))
+    ignored, out_of_range = _index_target_masks(target, num_classes, ignore_index)
     # A valid class to gather from at skipped positions (their gathered value is masked below). Clipping needs
     # no mask, so XLA fuses it into the gather instead of materialising one.
     safe = jnp.clip(target, 0, max(num_classes - 1, 0))
@@ -203,7 +219,7 @@ def index_losses(
         if normalize:
             class_sum = class_sum - log_normalizer * (num_classes if weight is None else jnp.sum(weight))
         smooth = jnp.where(ignored, 0, -class_sum)
-    return IndexLosses(nll, smooth, weights, out_of_range)
+    return IndexLosses(nll, smooth, weights)
 
 
 def reduce_index_losses(
@@ -245,10 +261,6 @@ def label_smoothing_option(loss: str, value: float) -> float:
     return smoothing if smoothing > 0 else 0.0
 
 
-def _out_of_range_message(num_classes: int, ignore_index: int) -> str:
-    return f"`target` must hold class indices in [0, {num_classes}) or `ignore_index` ({ignore_index})"
-
-
 @typed_jit(static_argnames=("ignore_index", "reduction", "label_smoothing", "axis"))
 def cross_entropy_with_failures(
     input: ArrayLike,
@@ -284,7 +296,9 @@ def cross_entropy_with_failures(
         )
         check_class_weight(name, weight, num_classes)
         # torch promotes here, integer weights included (`input` and `target` are floating by now).
-        dtype = _checks.floating_dtype(name, integers_to_float32=True, input=input, target=target, weight=weight)
+        dtype = _checks.floating_dtype(
+            name, integers_to_float32=True, booleans=("weight",), input=input, target=target, weight=weight
+        )
         input, target = _checks.cast_for_computation(dtype, input, target)
         weight = _checks.cast_optional_for_computation(dtype, weight)
         losses = probability_losses(jax.nn.log_softmax(input, axis), target, weight, label_smoothing, axis)
@@ -307,6 +321,10 @@ def cross_entropy_with_failures(
         _checks.check_same_dtype(name, "input", input, "weight", weight)
     (input,) = _checks.cast_for_computation(input_dtype, input)
     weight = _checks.cast_optional_for_computation(input_dtype, weight)
+    failures = index_failures(target, num_classes, ignore_index)
+    failed = _checks.any_failed(failures)
+    input = _checks.nan_derivatives_if(failed, input)
+    weight = _checks.nan_derivatives_if(failed, weight)
     parts = index_losses(
         input,
         target,
@@ -316,8 +334,7 @@ def cross_entropy_with_failures(
         with_smoothing=label_smoothing > 0,
         axis=axis,
     )
-    loss = reduce_index_losses(parts, reduction, label_smoothing, num_classes).astype(input_dtype)
-    return loss, {_out_of_range_message(num_classes, ignore_index): jnp.any(parts.out_of_range)}
+    return reduce_index_losses(parts, reduction, label_smoothing, num_classes).astype(input_dtype), failures
 
 
 def cross_entropy(
@@ -362,7 +379,7 @@ def cross_entropy(
 
     Class indices outside ``[0, C)`` other than `ignore_index` raise `ValueError` eagerly; under `jax.jit`
     or `jax.vmap`, where values are unknown, the loss is NaN at those positions (and so ``'mean'``/``'sum'``
-    are NaN).
+    are NaN), and every element of the gradients is NaN.
 
     Args:
       input: logits of shape ``(N, C)``, ``(N, C, d1, ..., dk)`` or unbatched ``(C,)`` (classes on `axis`).
@@ -415,11 +432,14 @@ def _nll_loss(
         _checks.check_same_dtype(name, "input", input, "weight", weight)
     (input,) = _checks.cast_for_computation(dtype, input)
     weight = _checks.cast_optional_for_computation(dtype, weight)
+    failures = index_failures(target, input.shape[axis], ignore_index)
+    failed = _checks.any_failed(failures)
+    input = _checks.nan_derivatives_if(failed, input)
+    weight = _checks.nan_derivatives_if(failed, weight)
     parts = index_losses(
         input, target, weight, normalize=False, ignore_index=ignore_index, with_smoothing=False, axis=axis
     )
-    loss = reduce_index_losses(parts, reduction, 0.0, input.shape[axis]).astype(dtype)
-    return loss, {_out_of_range_message(input.shape[axis], ignore_index): jnp.any(parts.out_of_range)}
+    return reduce_index_losses(parts, reduction, 0.0, input.shape[axis]).astype(dtype), failures
 
 
 def nll_loss(
@@ -444,7 +464,8 @@ def nll_loss(
     accepted.
 
     Class indices outside ``[0, C)`` other than `ignore_index` raise `ValueError` eagerly; under `jax.jit`
-    or `jax.vmap` the loss is NaN at those positions (and so ``'mean'``/``'sum'`` are NaN).
+    or `jax.vmap` the loss is NaN at those positions (and so ``'mean'``/``'sum'`` are NaN), and every element
+    of the gradients is NaN.
 
     Args:
       input: log-probabilities of shape ``(N, C)``, ``(N, C, d1, ..., dk)`` or unbatched ``(C,)``.

@@ -297,6 +297,8 @@ def _ctc_loss(
     extended = jnp.concatenate([extended, jnp.full((batch, 1), blank, jnp.int32)], axis=1)
 
     frames = jnp.clip(input_lengths, 0, steps).astype(jnp.int32)
+    # Outside the custom_vjp: its hand-written backward then gets multiplied by NaN when a check failed.
+    log_probs = _checks.nan_derivatives_if(_checks.any_failed(failures), log_probs)
     loss = _negative_log_likelihood(log_probs, extended, frames, lengths, zero_infinity)
     loss = _checks.nan_where(invalid, loss)
     if reduction == "mean":  # torch: mean over the batch of loss / max(target_length, 1)
@@ -367,8 +369,8 @@ def ctc_loss(
     ``S``, concatenated targets whose length is not ``sum(target_lengths)`` (torch raises for all of these), and
     target labels outside ``[0, C)`` within the target lengths (torch reads out of bounds there and returns a
     meaningless value, or crashes) raise `ValueError` eagerly; under `jax.jit`/`jax.vmap` the affected losses
-    are NaN instead (all of them for a concatenation of the wrong length). Padding past a target's length is
-    never read and may hold anything.
+    are NaN instead (all of them for a concatenation of the wrong length), and so is every element of the
+    gradient. Padding past a target's length is never read and may hold anything.
 
     Args:
       log_probs: log-probabilities ``(T, N, C)``, time first, or unbatched ``(T, C)``; floating.

@@ -116,8 +116,10 @@ def poisson_nll_loss(
        places earlier than in torch's positional order: pass them by keyword.
 
     Args:
-      input: the Poisson rate's log (``log_input=True``) or the rate itself, any shape; floating or integer.
-      target: counts ``t``, broadcastable to `input` (silently, as in torch); floating or integer.
+      input: the Poisson rate's log (``log_input=True``) or the rate itself, any shape; floating, integer or
+        boolean.
+      target: counts ``t``, broadcastable to `input` (silently, as in torch); floating, integer, or boolean
+        without `full`.
       log_input: whether `input` is the log of the rate.
       full: whether to add the Stirling approximation of ``log(t!)``.
       eps: added to the rate before its log when ``log_input=False``; unused otherwise.
@@ -125,8 +127,8 @@ def poisson_nll_loss(
 
     Returns:
       The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands,
-      where an integer `input` counts as float32 and an integer `target` does not count (as in torch: float32
-      for two integers, float32 for an integer input with a float16 target).
+      where an integer (or boolean) `input` counts as float32 and an integer `target` does not count (as in
+      torch: float32 for two integers, float32 for an integer input with a float16 target).
 
     Example:
       >>> import jax.numpy as jnp
@@ -136,11 +138,15 @@ def poisson_nll_loss(
     """
     _checks.check_reduction("poisson_nll_loss", reduction)
     eps = _checks.float_option("poisson_nll_loss", "eps", eps)
-    dtype = _checks.floating_dtype("poisson_nll_loss", integers_to_float32=True, input=input, target=target)
+    # torch's Stirling term (full=True) subtracts the target, which torch refuses for a boolean one.
+    booleans = ("input",) if full else ("input", "target")
+    dtype = _checks.floating_dtype(
+        "poisson_nll_loss", integers_to_float32=True, booleans=booleans, input=input, target=target
+    )
     # torch takes exp/log of an integer operand in float32 (its default dtype) and promotes from there: an
     # integer input makes the result at least float32 (even with a float16 target), and the transcendental
     # terms of integer operands keep float32 precision in a float64 loss.
-    is_integer = [jnp.issubdtype(jnp.result_type(a), jnp.integer) for a in (input, target)]
+    is_integer = [not jnp.issubdtype(jnp.result_type(a), jnp.floating) for a in (input, target)]  # or boolean
     if is_integer[0]:
         dtype = jnp.promote_types(dtype, jnp.float32)
     input, target = (
@@ -198,16 +204,21 @@ def _gaussian_nll_loss(
     """`gaussian_nll_loss` for an array `var`: the loss, NaN where `var` is negative, and that failure."""
     _checks.check_reduction("gaussian_nll_loss", reduction)
     eps = _checks.float_option("gaussian_nll_loss", "eps", eps)
-    dtype = _checks.floating_dtype("gaussian_nll_loss", input=input, target=target, var=var)
+    _checks.floating_dtype("gaussian_nll_loss", var=var)  # torch clamps `var` in place: an integer one fails
+    dtype = _checks.floating_dtype("gaussian_nll_loss", integers_to_float32=True, input=input, target=target, var=var)
     input, target, var = _checks.cast_for_computation(dtype, input, target, var)
     var = _broadcastable_var(input.shape, var)
     _checks.broadcast_shape("gaussian_nll_loss", input=input.shape, target=target.shape, var=var.shape)
+    negative = var < 0
+    failures = {"`var` must be non-negative; it has negative entries": jnp.any(negative)}
+    failed = _checks.any_failed(failures)
+    input = _checks.nan_derivatives_if(failed, input)
+    target = _checks.nan_derivatives_if(failed, target)
+    var = _checks.nan_derivatives_if(failed, var)
     clamped = _straight_through_clamp_min(var, eps)
     loss = 0.5 * (jnp.log(clamped) + jnp.square(input - target) / clamped)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
-    negative = var < 0
-    failures = {"`var` must be non-negative; it has negative entries": jnp.any(negative)}
     return reduce(_checks.nan_where(negative, loss), reduction).astype(dtype), failures
 
 
@@ -238,13 +249,14 @@ def gaussian_nll_loss(
     torch (pass ``1.0``).
 
     Value check: a negative entry of `var` raises `ValueError` when called eagerly (as torch does); under
-    `jax.jit`/`jax.vmap` the affected element losses (and so any reduction over them) are NaN instead. A
-    negative Python float `var` raises in every mode. Zero is allowed and clamped to `eps`.
+    `jax.jit`/`jax.vmap` the affected element losses (and so any reduction over them) are NaN instead, and so
+    is every element of the gradients. A negative Python float `var` raises in every mode. Zero is allowed and
+    clamped to `eps`.
 
     Args:
-      input: means ``x``, shape ``S``, floating.
-      target: samples ``t``, broadcastable to `input` (silently, as in torch), floating.
-      var: variances, non-negative: an array of one of the shapes above, or a Python float.
+      input: means ``x``, shape ``S``; floating or integer.
+      target: samples ``t``, broadcastable to `input` (silently, as in torch); floating or integer.
+      var: variances, non-negative: a floating array of one of the shapes above, or a Python float.
       full: whether to add the constant ``0.5 log(2π)``.
       eps: the floor of the variance.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
@@ -261,8 +273,11 @@ def gaussian_nll_loss(
       Array(0.6107868, dtype=float32)
     """
     if isinstance(var, float):
-        # torch tests a float var here (NaN passes) and expands it to the input's shape and dtype.
+        # torch tests a float var here (NaN passes) and expands it to the input's shape and dtype (`var *
+        # ones_like(input)`: float32, torch's default, for an integer input).
         _checks.check_option("gaussian_nll_loss", "var", var, not var < 0, "non-negative")
-        var = jnp.full(jnp.shape(input), var, jnp.result_type(input))
+        var = jnp.full(
+            jnp.shape(input), var, _checks.floating_dtype("gaussian_nll_loss", integers_to_float32=True, input=input)
+        )
     loss, failures = _gaussian_nll_loss(input, target, var, full, eps, reduction)
     return _checks.raise_failed("gaussian_nll_loss", loss, failures)

@@ -77,7 +77,9 @@ def cosine_embedding_loss(
             f"{loss}: a {target_ndim}-D `target` expects {target_ndim + 1}-D `input1` and `input2`; got shapes "
             f"{jnp.shape(input1)} and {jnp.shape(input2)}."
         )
-    dtype = _checks.floating_dtype(loss, integers_to_float32=True, input1=input1, input2=input2)
+    dtype = _checks.floating_dtype(
+        loss, integers_to_float32=True, booleans=("input1", "input2"), input1=input1, input2=input2
+    )
     _check_target_dtype(loss, target)
     input1, input2 = _checks.cast_for_computation(dtype, input1, input2)
     batch = _checks.broadcast_shape(loss, input1=input1.shape, input2=input2.shape)[:-1]
@@ -291,7 +293,7 @@ def _triplet_from_custom_distances(
     """The loss from a custom distance function's results, as one jitted computation."""
     loss = "triplet_margin_with_distance_loss"
     dtype = _checks.floating_dtype(
-        loss, integers_to_float32=True, **dict(zip(_CUSTOM_DISTANCES, distances, strict=False))
+        loss, integers_to_float32=True, booleans=(), **dict(zip(_CUSTOM_DISTANCES, distances, strict=False))
     )
     arrays = _checks.cast_for_computation(dtype, *distances)
     return _triplet_from_distances(loss, _CUSTOM_DISTANCES, arrays, margin, reduction).astype(dtype)

@@ -263,8 +263,8 @@ def _chunked(
     ignore_index: int,
     label_smoothing: float,
     chunk_rows: int,
-) -> tuple[jax.Array, _checks.Failures]:
-    """The chunked path on a batched `input`; returns ``(loss, failures)`` like `cross_entropy_with_failures`.
+) -> jax.Array:
+    """The chunked path on a batched `input`: the loss (`_linear_cross_entropy` checks the target's values).
 
     Index targets: each chunk's `index_losses` parts are summed over the chunk (``'mean'``/``'sum'``) and
     `reduce_index_losses` reduces the per-chunk sums, or mixed per position (``'none'``). Probability
@@ -274,9 +274,7 @@ def _chunked(
     weight = _checks.cast_optional_for_computation(dtype, weight)
     num_rows, num_classes = input.shape[0], linear_weight.shape[0]
 
-    def chunk_fn(
-        rows: jax.Array, targets: jax.Array, valid: jax.Array
-    ) -> jax.Array | tuple[jax.Array, jax.Array] | IndexLosses:
+    def chunk_fn(rows: jax.Array, targets: jax.Array, valid: jax.Array) -> jax.Array | IndexLosses:
         logits = _logits(rows, linear_weight, linear_bias).astype(compute)
         valid = valid.reshape(valid.shape + (1,) * (logits.ndim - 2))  # per position: (rows, d1, ..., dk)
         if probabilities:
@@ -294,28 +292,22 @@ def _chunked(
             with_smoothing=label_smoothing > 0,
             axis=1,
         )
-        parts = parts.map_values(lambda part: jnp.where(valid, part, 0), parts.out_of_range & valid)
+        parts = parts.map_values(lambda part: jnp.where(valid, part, 0))
         if reduction == "none":
-            return reduce_index_losses(parts, "none", label_smoothing, num_classes), jnp.any(parts.out_of_range)
-        return parts.map_values(jnp.sum, jnp.any(parts.out_of_range))
+            return reduce_index_losses(parts, "none", label_smoothing, num_classes)
+        return parts.map_values(jnp.sum)
 
     stacked = _map_row_chunks(chunk_fn, (input, target), chunk_rows)
-    if probabilities:
-        if reduction == "none":
-            return _unchunk(stacked, num_rows), {}
-        loss = jnp.sum(stacked)
-        if reduction == "mean":
-            # As cross_entropy: divide by the number of positions; NaN for empty logits (even with C = 0).
-            positions = num_rows * math.prod(linear_weight.shape[1:-1])
-            loss = loss / (positions if positions * num_classes else 0)
-        return loss, {}
     if reduction == "none":
-        losses, out_of_range = stacked
-        loss = _unchunk(losses, num_rows)
-    else:
-        out_of_range = stacked.out_of_range
-        loss = reduce_index_losses(stacked, reduction, label_smoothing, num_classes)
-    return loss, {_classification._out_of_range_message(num_classes, ignore_index): jnp.any(out_of_range)}
+        return _unchunk(stacked, num_rows)
+    if not probabilities:
+        return reduce_index_losses(stacked, reduction, label_smoothing, num_classes)
+    loss = jnp.sum(stacked)
+    if reduction == "mean":
+        # As cross_entropy: divide by the number of positions; NaN for empty logits (even with C = 0).
+        positions = num_rows * math.prod(linear_weight.shape[1:-1])
+        loss = loss / (positions if positions * num_classes else 0)
+    return loss
 
 
 @typed_jit(static_argnames=("reduction", "ignore_index", "label_smoothing", "options"))
@@ -343,6 +335,7 @@ def _linear_cross_entropy(
     num_classes = linear_weight.shape[0]
     probabilities = _holds_probabilities(target, logits_shape)
     check_class_weight(_NAME, weight, num_classes)
+    failures: _checks.Failures = {}  # class probabilities are not checked (nor are they by torch)
     if probabilities:
         if ignore_index is not None:
             raise ValueError(
@@ -358,13 +351,25 @@ def _linear_cross_entropy(
         ignore_index = _checks.int_option(_NAME, "ignore_index", ignore_index)
         if weight is not None:  # torch's class-index kernels do not promote
             _checks.check_same_dtype(_NAME, "input", input, "weight", weight)
+            weight = jnp.asarray(weight)
         dtype = input.dtype
+        # The value check, on the whole target before the logits, for `_checks.nan_derivatives_if`: on both
+        # paths every element of every operand's derivative is then NaN when it fails (a chunk sees only its
+        # own rows, and with C = 0 no NaN would reach `input` through the logits).
+        failures = _classification.index_failures(target, num_classes, ignore_index)
+        failed = _checks.any_failed(failures)
+        input = _checks.nan_derivatives_if(failed, input)
+        linear_weight = _checks.nan_derivatives_if(failed, linear_weight)
+        linear_bias = _checks.nan_derivatives_if(failed, linear_bias)
+        weight = _checks.nan_derivatives_if(failed, weight)
 
     if options is None:
         # The logits come in the computation dtype (float32 for 16-bit inputs): so must the weight of index
         # targets, which cross_entropy wants in the logits' dtype.
         weight = _checks.cast_optional_for_computation(input.dtype, weight)
-        loss, failures = _classification.cross_entropy_with_failures(
+        # cross_entropy repeats the check above on the same target (and the same NaN derivatives, now of the
+        # logits): its failures are ours.
+        loss, _ = _classification.cross_entropy_with_failures(
             _logits(input, linear_weight, linear_bias),
             target,
             weight,
@@ -379,7 +384,7 @@ def _linear_cross_entropy(
     if not batched:  # one row
         input, target = input[None], target[None]
     chunk_rows = options.chunk_size(input.shape[0], input.shape[1], math.prod(linear_weight.shape[:-1]))
-    loss, failures = _chunked(
+    loss = _chunked(
         input,
         linear_weight,
         linear_bias,
@@ -444,7 +449,7 @@ def linear_cross_entropy(
 
     Class indices outside ``[0, C)`` other than `ignore_index` raise `ValueError` eagerly; under `jax.jit`
     or `jax.vmap`, where values are unknown, the loss is NaN at those positions (and so ``'mean'``/``'sum'``
-    are NaN).
+    are NaN), and every element of the gradients is NaN.
 
     Args:
       input: ``(N, in_features)`` or unbatched ``(in_features,)``, floating.

@@ -45,6 +45,8 @@ def _multilabel_margin(input: ArrayLike, target: ArrayLike, reduction: Reduction
     labels = target.reshape(n, c)
     # torch checks every entry, also those after the first -1.
     out_of_range = jnp.any((labels < -1) | (labels >= c), axis=-1)
+    failures = {f"`target` must hold class indices in [-1, {c}) (-1 ends a sample's list)": jnp.any(out_of_range)}
+    scores = _checks.nan_derivatives_if(_checks.any_failed(failures), scores)
     # Entry j counts while no negative entry precedes or is it (torch stops at the first negative index).
     listed = jnp.cumsum(labels < 0, axis=-1) == 0
     rows = jnp.arange(n)[:, None]
@@ -63,7 +65,6 @@ def _multilabel_margin(input: ArrayLike, target: ArrayLike, reduction: Reduction
     per_sample = _checks.nan_where(out_of_range, per_sample)
     # torch returns a scalar for an unbatched input, whatever the reduction.
     loss = per_sample.reshape(()) if target.ndim <= 1 else reduce(per_sample, reduction)
-    failures = {f"`target` must hold class indices in [-1, {c}) (-1 ends a sample's list)": jnp.any(out_of_range)}
     return loss.astype(dtype), failures
 
 
@@ -90,7 +91,8 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, reduction: Reduc
 
     Data check: every `target` entry, also after the first ``-1``, must lie in ``[-1, C)``. An eager call
     raises `ValueError` otherwise; under `jax.jit`/`jax.vmap` the values cannot be checked, and the loss of
-    each sample with a bad entry is NaN instead (so a reduced loss is NaN).
+    each sample with a bad entry is NaN instead (so a reduced loss is NaN, and so is every element of the
+    gradient).
 
     Args:
       input: scores ``x``, floating, of shape ``(N, C)``, ``(C,)`` or ``()`` (one class); ``C > 0``.
@@ -142,6 +144,10 @@ def _multi_margin(
         )
     labels = target.reshape(n)
     out_of_range = (labels < 0) | (labels >= c)
+    failures = {f"`target` must hold class indices in [0, {c})": jnp.any(out_of_range)}
+    failed = _checks.any_failed(failures)
+    scores = _checks.nan_derivatives_if(failed, scores)
+    weight = _checks.nan_derivatives_if(failed, weight)
     labels = jnp.clip(labels, 0, c - 1)
     target_scores = jnp.take_along_axis(scores, labels[:, None], axis=-1)  # x[y], (N, 1)
     z = (margin - target_scores) + scores  # torch's order: margin - x[y] + x[i]
@@ -154,7 +160,6 @@ def _multi_margin(
     per_sample = _checks.nan_where(out_of_range, jnp.sum(terms, axis=-1) / c)
     # 'none' has the target's shape: (N,), (1,) or ().
     loss = per_sample.reshape(target.shape) if reduction == "none" else reduce(per_sample, reduction)
-    failures = {f"`target` must hold class indices in [0, {c})": jnp.any(out_of_range)}
     return loss.astype(dtype), failures
 
 
@@ -188,7 +193,7 @@ def multi_margin_loss(
 
     Data check: `target` must lie in ``[0, C)``. An eager call raises `ValueError` otherwise; under
     `jax.jit`/`jax.vmap` the values cannot be checked, and the loss of each sample with a bad target is NaN
-    instead (so a reduced loss is NaN).
+    instead (so a reduced loss is NaN, and so is every element of the gradients).
 
     Args:
       input: scores ``x``, floating, of shape ``(N, C)``, ``(C,)`` or ``()`` (one class); ``C > 0``.

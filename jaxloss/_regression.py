@@ -13,15 +13,28 @@ from jaxloss._typing import Reduction, typed_jit
 
 
 def _elementwise_inputs(
-    loss: str, input: ArrayLike, target: ArrayLike, weight: ArrayLike | None, reduction: Reduction
+    loss: str,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None,
+    reduction: Reduction,
+    booleans: tuple[str, ...] = ("weight",),
 ) -> tuple[jax.Array, jax.Array, jax.Array | None, np.dtype]:
-    """Checks and promotes the operands shared by the four losses; returns them and the result dtype.
+    """Checks and promotes the operands shared by the four losses; returns them and their promoted dtype.
 
-    The target broadcasts against the input with torch's UserWarning when their shapes differ; a `weight`
-    must have exactly the input's shape.
+    torch's type promotion: integer operands, and boolean ones named in `booleans` (where torch accepts
+    them), take the floating operands' dtype. With no floating operand at all torch has no kernel (or
+    returns an integer `l1_loss` sum); that raises `TypeError` here. The target broadcasts against the input
+    with torch's UserWarning when their shapes differ; a `weight` must have exactly the input's shape.
     """
     _checks.check_reduction(loss, reduction)
-    dtype = _checks.floating_dtype(loss, input=input, target=target, weight=weight)
+    operands = dict(input=input, target=target, weight=weight)
+    dtype = _checks.floating_dtype(loss, integers_to_float32=True, booleans=booleans, **operands)
+    if not any(a is not None and jnp.issubdtype(jnp.result_type(a), jnp.floating) for a in operands.values()):
+        raise TypeError(
+            f"{loss}: `input` or `target` must be a floating-point array; got dtypes {jnp.result_type(input)} "
+            f"and {jnp.result_type(target)}."
+        )
     input, target = _checks.cast_for_computation(dtype, input, target)
     weight = _checks.cast_optional_for_computation(dtype, weight)
     _checks.broadcast_shape(loss, input=input.shape, target=target.shape)
@@ -52,14 +65,16 @@ def l1_loss(
     The gradient at ``x == y`` is 0, as in torch.
 
     Args:
-      input: predictions ``x``, any shape, floating.
-      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning).
+      input: predictions ``x``, any shape; floating or integer.
+      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning); floating or
+        integer. At least one of `input`, `target` and `weight` must be floating.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``. With a `weight`, ``'mean'`` is the weighted average
         ``sum(w * l) / sum(w)``.
-      weight: optional element weights ``w`` of exactly `input`'s shape.
+      weight: optional element weights ``w`` of exactly `input`'s shape; floating, integer or boolean.
 
     Returns:
-      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands.
+      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands
+      (torch's promotion: integer and boolean operands take the floating operands' dtype).
 
     Example:
       >>> import jax.numpy as jnp
@@ -82,14 +97,17 @@ def mse_loss(
     Unlike `optax.squared_error`, this reduces (``'mean'`` by default) and has no factor 1/2.
 
     Args:
-      input: predictions ``x``, any shape, floating.
-      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning).
+      input: predictions ``x``, any shape; floating, integer, or boolean without a
+        `weight`.
+      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning); as `input`.
+        At least one of `input`, `target` and `weight` must be floating.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``. With a `weight`, ``'mean'`` is the weighted average
         ``sum(w * l) / sum(w)``.
-      weight: optional element weights ``w`` of exactly `input`'s shape.
+      weight: optional element weights ``w`` of exactly `input`'s shape; floating, integer or boolean.
 
     Returns:
-      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands.
+      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands
+      (torch's promotion: integer and boolean operands take the floating operands' dtype).
 
     Example:
       >>> import jax.numpy as jnp
@@ -97,7 +115,10 @@ def mse_loss(
       >>> mse_loss(jnp.ones((2, 2)), jnp.array([[0., 1.], [2., 3.]]))
       Array(1.5, dtype=float32)
     """
-    input, target, weight, dtype = _elementwise_inputs("mse_loss", input, target, weight, reduction)
+    # Unweighted, torch's kernel promotes boolean operands; its weighted path subtracts them as they are,
+    # which torch refuses.
+    booleans = ("weight",) if weight is not None else ("input", "target")
+    input, target, weight, dtype = _elementwise_inputs("mse_loss", input, target, weight, reduction, booleans)
     return _reduce_weighted(jnp.square(input - target), weight, reduction).astype(dtype)
 
 
@@ -138,13 +159,15 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "
     agree at ``|d| = β``; it is 0 at ``d = 0``. `optax.huber_loss` is ``β ·`` this loss (with ``delta = β``).
 
     Args:
-      input: predictions ``x``, any shape, floating.
-      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning).
+      input: predictions ``x``, any shape; floating, integer or boolean.
+      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning); floating,
+        integer or boolean. At least one of `input` and `target` must be floating.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
       beta: the width ``β >= 0`` of the quadratic band.
 
     Returns:
-      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands.
+      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands
+      (torch's promotion: integer and boolean operands take the floating operand's dtype).
 
     Example:
       >>> import jax.numpy as jnp
@@ -154,7 +177,7 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "
     """
     beta = _checks.float_option("smooth_l1_loss", "beta", beta)
     _checks.check_option("smooth_l1_loss", "beta", beta, beta >= 0, "non-negative")
-    input, target, _, dtype = _elementwise_inputs("smooth_l1_loss", input, target, None, reduction)
+    input, target, _, dtype = _elementwise_inputs("smooth_l1_loss", input, target, None, reduction, ("input", "target"))
     return reduce(_smooth_l1(input - target, beta), reduction).astype(dtype)
 
 
@@ -176,14 +199,17 @@ def huber_loss(
 
     Args:
       input: predictions ``x``, any shape, floating.
-      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning).
+      target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning); floating,
+        integer or boolean.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``. With a `weight`, ``'mean'`` is ``sum(w * l) / numel``,
         not a weighted average (unlike `l1_loss` and `mse_loss`; torch does the same).
       delta: the threshold ``δ > 0`` between the quadratic and linear parts.
-      weight: optional element weights ``w`` of exactly `input`'s shape.
+      weight: optional element weights ``w`` of exactly `input`'s shape; floating, integer or boolean.
 
     Returns:
-      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands.
+      The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of `input` and
+      `weight`, as in torch, whose kernel casts to `input`'s dtype: a `target` of a wider dtype is used at its
+      own precision but does not widen the result (float32 for a float32 `input` and a float64 `target`).
 
     Example:
       >>> import jax.numpy as jnp
@@ -193,7 +219,15 @@ def huber_loss(
     """
     delta = _checks.float_option("huber_loss", "delta", delta)
     _checks.check_option("huber_loss", "delta", delta, delta > 0, "positive")
-    input, target, weight, dtype = _elementwise_inputs("huber_loss", input, target, weight, reduction)
+    # torch's kernel computes in the promoted dtype of `input` and `target` but writes into an array of
+    # `input`'s dtype (so an integer `input` fails), which the weighting then promotes: the result's dtype is
+    # that of `input` and `weight`, never `target`'s.
+    _checks.floating_dtype("huber_loss", input=input)
+    dtype = _checks.floating_dtype(
+        "huber_loss", integers_to_float32=True, booleans=("weight",), input=input, weight=weight
+    )
+    booleans = ("target", "weight")
+    input, target, weight, _ = _elementwise_inputs("huber_loss", input, target, weight, reduction, booleans)
     loss = _huber(input - target, delta)
     if weight is not None:
         loss = weight * loss

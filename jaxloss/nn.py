@@ -63,14 +63,35 @@ class Loss:
 
 @dataclass_transform(eq_default=False, frozen_default=True)
 def _loss_class(cls: type[_LossT]) -> type[_LossT]:
-    """Makes `cls` a frozen dataclass and a pytree whose array fields (metadata ``array=True``) are leaves."""
+    """Makes `cls` a frozen dataclass and a pytree whose array fields (metadata ``array=True``) are leaves.
+
+    Unflattening sets the fields without calling the constructor (as equinox does): JAX and its libraries
+    rebuild instances with leaves that are not arrays (None from ``jax.tree.map(lambda x: None, ...)``, the
+    placeholders of `vmap` and optax masks), which the constructor's initialisation and checks (e.g.
+    `LinearCrossEntropyLoss`'s) are not meant for; the static fields were checked when the instance was made.
+    """
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # mypy cannot tell that `cls` is a dataclass now
-    return jax.tree_util.register_dataclass(
-        cls,
-        data_fields=[f.name for f in fields if f.metadata.get("array")],
-        meta_fields=[f.name for f in fields if not f.metadata.get("array")],
-    )
+    data = tuple(f.name for f in fields if f.metadata.get("array"))
+    meta = tuple(f.name for f in fields if not f.metadata.get("array"))
+
+    def flatten_with_keys(loss: _LossT) -> tuple[list[tuple[Any, Any]], tuple[Any, ...]]:
+        return [(jax.tree_util.GetAttrKey(name), getattr(loss, name)) for name in data], _static(loss)
+
+    def flatten(loss: _LossT) -> tuple[list[Any], tuple[Any, ...]]:
+        return [getattr(loss, name) for name in data], _static(loss)
+
+    def _static(loss: _LossT) -> tuple[Any, ...]:
+        return tuple(getattr(loss, name) for name in meta)
+
+    def unflatten(static: tuple[Any, ...], leaves: Any) -> _LossT:
+        loss = object.__new__(cls)
+        for name, value in zip((*meta, *data), (*static, *leaves), strict=True):
+            object.__setattr__(loss, name, value)
+        return loss
+
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+    return cls
 
 
 def _array() -> Any:

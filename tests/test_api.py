@@ -194,6 +194,25 @@ def test_array_options_are_pytree_leaves():
     np.testing.assert_array_equal(doubled.pos_weight, 4 * weight)
 
 
+def test_pytree_rebuilds_with_none_leaves_skip_the_constructor():
+    """optax and flax rebuild pytrees with None (or placeholder) leaves: that must not re-run the constructor,
+    whose initialisation of `LinearCrossEntropyLoss` would otherwise ask for a `key`."""
+    loss = nn.LinearCrossEntropyLoss(4, 3, bias=True, key=jax.random.key(0), label_smoothing=0.1)
+    same = jax.tree.map(lambda x: x, loss)
+    assert same.label_smoothing == 0.1 and same.linear_weight is loss.linear_weight
+    emptied = jax.tree.map(lambda x: None, loss)
+    assert type(emptied) is nn.LinearCrossEntropyLoss and emptied.in_features == 4
+    assert emptied.linear_weight is None and emptied.linear_bias is None
+    treedef = jax.tree_util.tree_structure(loss)
+    rebuilt = jax.tree_util.tree_unflatten(treedef, [None] * treedef.num_leaves)
+    assert rebuilt.linear_weight is None
+    with pytest.raises(ValueError, match="`linear_weight` is None"):
+        rebuilt(jnp.ones((2, 4)), jnp.array([0, 2]))
+    # Keyed paths name the fields, as for dataclasses.
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(loss)]
+    assert paths == [".linear_weight", ".linear_bias"]
+
+
 def public_names(module) -> set[str]:
     """What `module` defines at top level or re-exports explicitly (``from x import y as y``, PEP 484's rule, which
     type checkers follow), minus the names that start with an underscore."""

@@ -58,6 +58,10 @@ BCE_CASES = cases(
         "weight_row": (("mean",), args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, 3))),
         "weight_col": (("none",), args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, (4, 1)))),
         "weight_scalar": (("sum",), args(probabilities(4, 3), probabilities(4, 3), weight=np.array(1.5))),
+        "bool_weight": (
+            ("mean",),
+            args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(size=(4, 3)) < 0.5),
+        ),
         "extremes": (("none", "mean"), args(BCE_EXTREME_INPUT, BCE_EXTREME_TARGET)),
         "extremes_weight": (("mean",), args(BCE_EXTREME_INPUT, BCE_EXTREME_TARGET, weight=rng.uniform(0, 2, 13))),
     },
@@ -82,6 +86,7 @@ BCEWL_CASES = cases(
         "empty": (("mean",), args(normal(0, 3), probabilities(0, 3))),
         "targets_outside_01": (("none",), args(normal(4, 3), rng.uniform(-1, 3, (4, 3)))),
         "weight_col": (("none",), args(normal(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, (4, 1)))),
+        "bool_weight": (("sum",), args(normal(4, 3), probabilities(4, 3), weight=rng.uniform(size=3) < 0.5)),
         "pos_weight_row": (("mean",), args(normal(4, 3), labels(4, 3), pos_weight=rng.uniform(0.5, 3, 3))),
         "pos_weight_col": (("none",), args(normal(4, 3), probabilities(4, 3), pos_weight=rng.uniform(0.5, 3, (4, 1)))),
         "pos_weight_scalar": (("sum",), args(normal(4, 3), probabilities(4, 3), pos_weight=np.array(2.5))),
@@ -157,6 +162,7 @@ MLSM_CASES = cases(
         "empty_batch": (("mean",), multilabel(normal(0, 3), labels(0, 3))),
         "empty_classes": (("none",), multilabel(normal(4, 0), labels(4, 0))),
         "weight_row": (("mean",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(0, 2, 3))),
+        "bool_weight": (("mean",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(size=3) < 0.5)),
         "weight_enlarges": (("none",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(0, 2, (2, 1, 3)))),
         "soft_target_row": (("none",), multilabel(normal(4, 3), probabilities(3))),
         # torch's quirk: the target lifts the result to rank 3 and axis 1 (not the classes) is summed: shape (1, 3).
@@ -372,7 +378,7 @@ def test_bad_binary_cross_entropy():
     check_raises(lambda: fn(X, X.astype(jnp.int32)), TypeError, "`target` must have the dtype of `input`")
     check_raises(lambda: fn(X, X, jnp.ones(4)), ValueError, "`weight` must broadcast to the shape")
     check_raises(lambda: fn(X, X, jnp.ones((1, 4, 3))), ValueError, "`weight` must broadcast .* without enlarging")
-    check_raises(lambda: fn(X, X, jnp.ones(3, jnp.bool_)), TypeError, "`weight` must be a floating-point")
+    check_raises(lambda: fn(X, X, jnp.ones(3, jnp.complex64)), TypeError, "`weight` must be a floating-point")
 
 
 def test_bad_binary_cross_entropy_with_logits():

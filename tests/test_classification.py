@@ -124,6 +124,14 @@ EDGES = [
             # Probabilities are not checked: any values, here of mixed signs.
             "probs_unnormalised": (("sum",), probability_case(logits(6, 4), 3 * rng.standard_normal((6, 4)))),
             "probs_unbatched_weight": (("none", "mean"), probability_case(logits(4), probabilities(4, axis=0), True)),
+            # torch promotes a boolean weight with probability targets (with class indices it refuses one).
+            "probs_bool_weight": (
+                ("mean",),
+                dict(
+                    arrays=dict(input=logits(5, 3), target=probabilities(5, 3), weight=np.array([True, False, True])),
+                    grad=("input", "target"),
+                ),
+            ),
         },
     ),
     *with_reductions(

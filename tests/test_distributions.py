@@ -140,6 +140,13 @@ POISSON_CASES = cases(
                     options=dict(full=True),
                     grad=("target",),
                 ),
+                # Booleans too (torch promotes them as integers here).
+                "bool_input": dict(
+                    arrays=dict(input=rng.uniform(size=(4, 3)) < 0.5, target=uniform(0, 5, 4, 3)), grad=("target",)
+                ),
+                "bool_target": dict(
+                    arrays=dict(input=normal(4, 3), target=rng.uniform(size=(4, 3)) < 0.5), grad=("input",)
+                ),
             },
             NONE,
         ),
@@ -191,6 +198,21 @@ GAUSSIAN_CASES = cases(
                         target=np.zeros(7),
                         var=array(1e-6, 5e-7, 0.0, 1e-6, 0.0, 1e-3, 2.0),
                     )
+                ),
+                # torch's promotion: integer means or samples take the floating operands' dtype.
+                "int_input": dict(
+                    arrays=dict(input=rng.integers(-2, 3, (4, 3)), target=normal(4, 3), var=uniform(0.1, 2, 4, 3)),
+                    grad=("target", "var"),
+                ),
+                "int_target": dict(
+                    arrays=dict(input=normal(4, 3), target=rng.integers(-2, 3, (4, 3)), var=uniform(0.1, 2, 4)),
+                    grad=("input", "var"),
+                ),
+                "int_input_int_target": dict(
+                    arrays=dict(
+                        input=rng.integers(-2, 3, (4, 3)), target=rng.integers(-2, 3, (4, 3)), var=uniform(0.1, 2, 4, 3)
+                    ),
+                    grad=("var",),
                 ),
                 "clamp_boundary_full_var_per_row": dict(
                     arrays=dict(input=normal(3, 2) * 1e-3, target=normal(3, 2) * 1e-3, var=array(1e-6, 0.0, 5e-7)),
@@ -347,9 +369,11 @@ def test_bad_input_kl_div():
 def test_bad_input_poisson_nll_loss():
     x = jnp.ones((4, 3))
     check_raises(lambda: F.poisson_nll_loss(x, x, reduction="batchmean"), ValueError, "`reduction` must be one of")
-    check_raises(lambda: F.poisson_nll_loss(x > 0, x), TypeError, "`input` must be a floating")
+    check_raises(lambda: F.poisson_nll_loss(x.astype(jnp.complex64), x), TypeError, "`input` must be a floating")
     check_raises(lambda: F.poisson_nll_loss(x, jnp.ones(4)), ValueError, "poisson_nll_loss: shapes do not broadcast")
     check_raises(lambda: F.poisson_nll_loss(x, x, eps=None), TypeError, "`eps` must be a real number")
+    # torch's Stirling term subtracts the target: a boolean one fails there.
+    check_raises(lambda: F.poisson_nll_loss(x, x > 0, full=True), TypeError, "`target` must be a floating")
 
 
 def test_bad_input_gaussian_nll_loss():
@@ -357,11 +381,24 @@ def test_bad_input_gaussian_nll_loss():
     for var in (jnp.ones(3), jnp.ones((1, 1)), jnp.ones(()), jnp.ones((4, 3, 1)), jnp.ones((4, 2))):
         check_raises(lambda: F.gaussian_nll_loss(x, x, var), ValueError, r"`var` is of incorrect size")
     check_raises(lambda: F.gaussian_nll_loss(x, x, x, reduction="batchmean"), ValueError, "`reduction` must be one of")
-    check_raises(lambda: F.gaussian_nll_loss(x.astype(jnp.int32), x, x), TypeError, "`input` must be a floating")
+    # torch refuses to subtract booleans and to clamp an integer `var` in place.
+    check_raises(lambda: F.gaussian_nll_loss(x > 0, x, x), TypeError, "`input` must be a floating")
+    check_raises(lambda: F.gaussian_nll_loss(x, x > 0, 1.0), TypeError, "`target` must be a floating")
     check_raises(lambda: F.gaussian_nll_loss(x, x, x.astype(jnp.int32)), TypeError, "`var` must be a floating")
     check_raises(lambda: F.gaussian_nll_loss(x, jnp.ones(4), x), ValueError, "shapes do not broadcast")
     # A negative Python float is known statically: it raises in every mode, as torch's ValueError.
     check_raises(lambda: F.gaussian_nll_loss(x, x, -1.0), ValueError, "`var` must be non-negative")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gaussian_python_float_var_with_integer_input(mode):
+    """torch expands a float `var` as ``var * ones_like(input)``: float32 (its default) for an integer input."""
+    x, t = np.array([[0, 1, 2], [3, 1, 0]]), np.array([[0.5, 1.0, 2.5], [2.0, 0.0, 1.0]], np.float32)
+    expected = torch.nn.functional.gaussian_nll_loss(torch.tensor(x), torch.tensor(t), 0.3)
+    loss = F.gaussian_nll_loss if mode == "eager" else jax.jit(F.gaussian_nll_loss, static_argnums=2)
+    value = loss(jnp.asarray(x, jnp.int32), jnp.asarray(t), 0.3)
+    assert value.dtype == jnp.float32
+    np.testing.assert_allclose(value, expected.numpy(), rtol=2e-6)
 
 
 def test_gaussian_python_int_var_raises_type_error_like_torch():

@@ -286,7 +286,10 @@ def integer_triplet(**options):
 INTEGER_CASES = [
     *grid(
         "cosine_embedding_loss",
-        {"int_inputs": dict(arrays=dict(input1=integers(4, 3), input2=integers(4, 3), target=signs(4)))},
+        {
+            "int_inputs": dict(arrays=dict(input1=integers(4, 3), input2=integers(4, 3), target=signs(4))),
+            "bool_and_int_inputs": dict(arrays=dict(input1=integers(4, 3) > 0, input2=integers(4, 3), target=signs(4))),
+        },
         ("none",),
     ),
     *grid("triplet_margin_loss", {"int_inputs_swap": integer_triplet(swap=True)}, ("none",)),
@@ -354,7 +357,7 @@ def test_cosine_bad_input():
     check_raises(lambda: loss(X, X, T[:3]), ValueError, "do not broadcast.*`target` \\(3,\\)")
     check_raises(lambda: loss(X, X[:, :2], T), ValueError, "do not broadcast.*`input1`")
     check_raises(lambda: loss(X.astype(jnp.complex64), X, T), TypeError, "`input1` must be a floating-point")
-    check_raises(lambda: loss(X, X > 0, T), TypeError, "`input2` must be a floating-point")
+    check_raises(lambda: loss(X, X.astype(jnp.complex64), T), TypeError, "`input2` must be a floating-point")
     check_raises(lambda: loss(X, X, T.astype(jnp.complex64)), TypeError, "`target` must be a boolean, integer")
     check_raises(lambda: loss(X, X, T, margin=None), TypeError, "`margin` must be a real number")
 

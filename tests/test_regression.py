@@ -1,8 +1,12 @@
 """Parity of l1_loss, mse_loss, smooth_l1_loss and huber_loss with torch, values and gradients."""
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
@@ -43,6 +47,25 @@ def regression_variants(weighted: bool, **options):
     return variants
 
 
+# torch's type promotion: an integer operand takes the floating operand's dtype, and the floating one is
+# differentiated; integer and boolean weights too. (huber_loss's integer targets: `test_huber_result_dtype`.)
+PROMOTED_OPERANDS = {
+    "int_target": dict(arrays=dict(input=normal(4, 3), target=rng.integers(-2, 3, (4, 3))), grad=("input",)),
+    "int_input": dict(arrays=dict(input=rng.integers(-2, 3, (4, 3)), target=normal(4, 3)), grad=("target",)),
+}
+PROMOTED_WEIGHTS = {
+    f"{kind}_weight": dict(
+        arrays=dict(input=normal(4, 3), target=normal(4, 3), weight=weight), grad=("input", "target")
+    )
+    for kind, weight in (("int", rng.integers(0, 3, (4, 3))), ("bool", rng.uniform(size=(4, 3)) < 0.5))
+}
+# Booleans are accepted where torch's kernel promotes them (mse_loss without weight, smooth_l1_loss).
+BOOLEAN_OPERANDS = {
+    "bool_target": dict(arrays=dict(input=normal(4, 3), target=rng.uniform(size=(4, 3)) < 0.5), grad=("input",)),
+    "bool_input": dict(arrays=dict(input=rng.uniform(size=(4, 3)) < 0.5, target=normal(4, 3)), grad=("target",)),
+}
+
+
 CASES = [
     *grid("l1_loss", regression_variants(weighted=True)),
     *grid("mse_loss", regression_variants(weighted=True)),
@@ -53,6 +76,9 @@ CASES = [
         for case in grid("smooth_l1_loss", {f"beta{beta}": regression_variants(False, beta=beta)["kinks"]})
     ],
     *grid("huber_loss", regression_variants(weighted=True)),
+    *[case for loss in ("l1_loss", "mse_loss", "smooth_l1_loss") for case in grid(loss, PROMOTED_OPERANDS)],
+    *[case for loss in ("l1_loss", "mse_loss", "huber_loss") for case in grid(loss, PROMOTED_WEIGHTS)],
+    *[case for loss in ("mse_loss", "smooth_l1_loss") for case in grid(loss, BOOLEAN_OPERANDS)],
     *[
         case
         for delta in (0.5, 2.0)
@@ -88,8 +114,94 @@ def test_bad_input(loss):
     fn = getattr(F, loss)
     x = jnp.ones((4, 3))
     check_raises(lambda: fn(x, x, reduction="avg"), ValueError, "`reduction` must be one of")
-    check_raises(lambda: fn(x.astype(jnp.int32), x), TypeError, "`input` must be a floating-point array")
     check_raises(lambda: fn(x, jnp.ones((4, 2))), ValueError, "do not broadcast")
+    check_raises(lambda: fn(x.astype(jnp.complex64), x), TypeError, "`input` must be a floating-point array")
+
+
+@pytest.mark.parametrize("loss", ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"])
+def test_integer_operands_raise_where_torch_has_no_kernel(loss):
+    """Two integer operands: torch raises (NotImplementedError, or l1_loss's integer sum and failed mean)."""
+    ints = torch.ones(4, 3, dtype=torch.int64)
+    with pytest.raises((NotImplementedError, RuntimeError)):
+        getattr(torch.nn.functional, loss)(ints, ints)
+    x = jnp.ones((4, 3), jnp.int32)
+    message = "`input` must be a floating" if loss == "huber_loss" else "`input` or `target` must be a floating"
+    check_raises(lambda: getattr(F, loss)(x, x), TypeError, message)
+
+
+def test_operands_that_torch_refuses():
+    """torch refuses to subtract booleans (l1_loss, weighted mse_loss) and to write huber_loss's result into an
+    integer `input`; these stay TypeErrors naming the argument."""
+    x, mask, ints = normal(4, 3), rng.uniform(size=(4, 3)) < 0.5, rng.integers(0, 3, (4, 3))
+    t = torch.nn.functional
+    for call in (
+        lambda: t.l1_loss(torch.tensor(x), torch.tensor(mask)),
+        lambda: t.mse_loss(torch.tensor(x), torch.tensor(mask), weight=torch.tensor(x)),
+        lambda: t.huber_loss(torch.tensor(ints), torch.tensor(x)),
+    ):
+        with pytest.raises(RuntimeError):
+            call()
+    x, mask, ints = jnp.asarray(x, jnp.float32), jnp.asarray(mask), jnp.asarray(ints)
+    check_raises(lambda: F.l1_loss(x, mask), TypeError, "l1_loss: `target` must be a floating-point array")
+    check_raises(lambda: F.mse_loss(x, mask, weight=x), TypeError, "mse_loss: `target` must be a floating-point")
+    check_raises(lambda: F.huber_loss(ints, x), TypeError, "huber_loss: `input` must be a floating-point array")
+
+
+HUBER_DTYPES = [
+    ("float32", "float64", None),
+    ("float64", "float32", None),
+    ("float16", "float32", None),
+    ("bfloat16", "float32", None),
+    ("float32", "float16", "float16"),
+    ("float16", "float32", "float32"),
+    ("float32", "float64", "float32"),
+    ("float32", "int64", None),
+    ("float16", "int64", None),
+    ("float32", "bool", None),
+    ("float32", "float64", "float64"),
+]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("input_dtype, target_dtype, weight_dtype", HUBER_DTYPES)
+def test_huber_mixed_dtypes_like_torch(input_dtype, target_dtype, weight_dtype, reduction):
+    """torch's huber kernel computes in the promoted dtype of `input` and `target` but writes `input`'s dtype,
+    which the weight then promotes: float32 input and float64 target give float32 (l1/mse/smooth_l1: float64).
+    torch's backward fails for mixed dtypes (and integer targets); the gradient here is the one torch gives with
+    the operands promoted beforehand."""
+    local = np.random.default_rng(1)
+    values = dict(
+        input=local.uniform(-3, 3, (4, 3)),
+        target=0.75 * local.integers(-4, 5, (4, 3)),
+        weight=local.uniform(0, 2, (4, 3)),
+    )
+    dtypes = {
+        name: dtype for name, dtype in zip(values, (input_dtype, target_dtype, weight_dtype), strict=True) if dtype
+    }
+    with jax.enable_x64(True):
+        arrays = {name: jnp.asarray(values[name]).astype(dtype) for name, dtype in dtypes.items()}
+        tensors = {
+            name: torch.tensor(np.asarray(a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a)).to(
+                getattr(torch, dtypes[name])
+            )
+            for name, a in arrays.items()
+        }
+        expected = torch.nn.functional.huber_loss(**tensors, reduction=reduction, delta=1.5)
+        common = functools.reduce(torch.promote_types, (t.dtype for t in tensors.values()))
+        promoted = {name: t.to(common).requires_grad_(name == "input") for name, t in tensors.items()}
+        torch.nn.functional.huber_loss(**promoted, reduction=reduction, delta=1.5).sum().backward()
+
+        def loss(x):
+            return F.huber_loss(x, arrays["target"], reduction=reduction, delta=1.5, weight=arrays.get("weight"))
+
+        value, vjp = jax.vjp(loss, arrays["input"])
+        (grad,) = vjp(jnp.ones_like(value))
+    assert str(value.dtype) == str(expected.dtype).removeprefix("torch.")
+    assert grad.dtype == arrays["input"].dtype
+    # torch computes 16-bit inputs in their own precision, jaxloss in float32.
+    tolerance = dict(rtol=1e-2, atol=1e-2) if "16" in "".join(dtypes.values()) else dict(rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(value, np.float64), expected.double().numpy(), **tolerance)
+    np.testing.assert_allclose(np.asarray(grad, np.float64), promoted["input"].grad.double().numpy(), **tolerance)
 
 
 @pytest.mark.parametrize("loss", ["l1_loss", "mse_loss", "huber_loss"])
