@@ -69,6 +69,10 @@ def _loss_class(cls: type[_LossT]) -> type[_LossT]:
     rebuild instances with leaves that are not arrays (None from ``jax.tree.map(lambda x: None, ...)``, the
     placeholders of `vmap` and optax masks), which the constructor's initialisation and checks (e.g.
     `LinearCrossEntropyLoss`'s) are not meant for; the static fields were checked when the instance was made.
+
+    Instances compare and hash by value: two losses of one class are equal when their static fields are equal
+    and their array fields are the same arrays (compared by identity: an array's value has no hash). So equal
+    instances passed to `jax.jit` as static arguments share one compilation.
     """
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # mypy cannot tell that `cls` is a dataclass now
@@ -90,6 +94,18 @@ def _loss_class(cls: type[_LossT]) -> type[_LossT]:
             object.__setattr__(loss, name, value)
         return loss
 
+    def identity(loss: _LossT) -> tuple[Any, ...]:
+        """What equality and hashing compare: the static fields' values, and which arrays the leaves are."""
+        return _static(loss), tuple(id(getattr(loss, name)) for name in data)
+
+    def __eq__(loss: _LossT, other: object) -> bool:
+        return type(other) is type(loss) and identity(loss) == identity(other)
+
+    def __hash__(loss: _LossT) -> int:
+        return hash((type(loss), identity(loss)))
+
+    cls.__eq__ = __eq__  # type: ignore[method-assign,assignment]
+    cls.__hash__ = __hash__  # type: ignore[method-assign,assignment]
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
     return cls
 

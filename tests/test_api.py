@@ -213,6 +213,31 @@ def test_pytree_rebuilds_with_none_leaves_skip_the_constructor():
     assert paths == [".linear_weight", ".linear_bias"]
 
 
+def test_instances_compare_and_hash_by_value():
+    assert nn.HuberLoss(delta=0.5) == nn.HuberLoss(delta=0.5) != nn.HuberLoss(delta=2.0)
+    assert hash(nn.HuberLoss(delta=0.5)) == hash(nn.HuberLoss(delta=0.5))
+    assert nn.L1Loss() != nn.MSELoss()
+    # Array options: the same array makes equal instances; an equal array of another identity does not (an
+    # array's value has no hash), nor does None.
+    assert nn.BCELoss(weight=weight) == nn.BCELoss(weight=weight) != nn.BCELoss(weight=weight + 0)
+    assert nn.BCELoss(weight=weight) != nn.BCELoss()
+
+    # As static arguments of `jax.jit`, equal instances share one compilation (one trace).
+    traces = []
+
+    def apply(loss, x, y):
+        traces.append(loss)
+        return loss(x, y)
+
+    static = jax.jit(apply, static_argnums=0)
+    x, y = jnp.ones(3), jnp.zeros(3)
+    for _ in range(3):
+        static(nn.SmoothL1Loss(beta=0.5), x, y)  # a new, equal instance each time
+    assert len(traces) == 1
+    static(nn.SmoothL1Loss(beta=0.25), x, y)
+    assert len(traces) == 2
+
+
 def public_names(module) -> set[str]:
     """What `module` defines at top level or re-exports explicitly (``from x import y as y``, PEP 484's rule, which
     type checkers follow), minus the names that start with an underscore."""
