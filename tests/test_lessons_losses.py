@@ -37,7 +37,8 @@ def test_lesson1_prints_the_lessons_numbers_next_to_torch(capsys):
         assert f"{expected}   (torch: " in printed
     assert "[the lesson printed tensor(1.1019)]" in printed
     assert "torch:   RuntimeError: mean(): could not infer output dtype" in printed
-    assert "jaxloss: TypeError: l1_loss: `input` or `target` must be a floating-point array; got dtypes int32 and int32." in printed
+    integer_error = "l1_loss: `input` or `target` must be a floating-point array; got dtypes int32 and int32."
+    assert f"jaxloss: TypeError: {integer_error}" in printed
     # The gradient value_and_grad returns, checked by `show` against the .grad that torch's backward() fills.
     assert "CrossEntropyLoss() loss 1.1019, d loss / d inputs: [[ 0.3006, -0.6678, 0.3672]]   (torch: " in printed
 
