@@ -26,9 +26,7 @@ def epoch_record(
     step: int,
     summed_loss: float,
     num_batches: int,
-    test_loss_sum: float,
-    test_correct: int,
-    test_count: int,
+    test: Mapping[str, float],
     train_images: int,
     train_seconds: float,
     elapsed_seconds: float,
@@ -40,9 +38,8 @@ def epoch_record(
         step: the number of training steps taken when the epoch ended (over the whole run).
         summed_loss: the sum over the epoch's batches of each batch's mean loss: the lessons' `running_loss`.
         num_batches: the epoch's number of batches.
-        test_loss_sum: the loss summed over every test image.
-        test_correct: the number of test images classified correctly.
-        test_count: the number of test images.
+        test: the evaluation's sums over the test set: ``loss_sum`` (the loss summed over every image),
+            ``correct`` (the number classified correctly) and ``count`` (the number of images).
         train_images: the number of training images the epoch saw.
         train_seconds: the wall time of the epoch's training steps (not the evaluation).
         elapsed_seconds: the wall time since the run began, evaluation included.
@@ -55,8 +52,8 @@ def epoch_record(
         "step": step,
         "summed_loss": summed_loss,
         "mean_loss": summed_loss / num_batches,
-        "test_loss": test_loss_sum / test_count,
-        "test_accuracy": test_correct / test_count,
+        "test_loss": test["loss_sum"] / test["count"],
+        "test_accuracy": test["correct"] / test["count"],
         "images_per_second": train_images / train_seconds,
         "epoch_seconds": train_seconds,
         "elapsed_seconds": elapsed_seconds,
