@@ -273,3 +273,59 @@ def test_every_public_name_has_a_docstring(module):
 
 def test_version():
     assert jaxloss.__version__
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Arguments screened before the jitted call: what jax.jit would reject unnamed, or accept silently wrong.
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: F.cross_entropy(torch.zeros(2, 3), jnp.array([0, 1])), "cross_entropy: `input` is a torch.Tensor"),
+        (lambda: F.mse_loss(x, torch.zeros(4, 3)), "mse_loss: `target` is a torch.Tensor"),
+        (lambda: F.nll_loss(x, jnp.array([0, 1, 2, 0]), torch.ones(3)), "nll_loss: `weight` is a torch.Tensor"),
+        (
+            lambda: F.triplet_margin_loss(x, x, torch.nn.Parameter(torch.zeros(4, 3))),
+            "triplet_margin_loss: `negative` is a torch.nn.parameter.Parameter",
+        ),
+    ],
+)
+def test_torch_tensors_are_refused_naming_the_loss_and_argument(call, message):
+    with pytest.raises(TypeError, match=rf"^{message}; .*jnp\.asarray\(\w+\.detach\(\)\.cpu\(\)\.numpy\(\)\)"):
+        call()
+
+
+def test_python_lists_of_numbers_are_taken_as_arrays():
+    np.testing.assert_array_equal(
+        F.mse_loss(x, y, weight=[[1.0, 2.0, 3.0]] * 4), F.mse_loss(x, y, weight=jnp.array([[1.0, 2.0, 3.0]] * 4))
+    )
+    probabilities = jax.nn.sigmoid(y)
+    np.testing.assert_array_equal(
+        F.binary_cross_entropy_with_logits(x, probabilities, pos_weight=[1.0, 2.0, 3.0]),
+        F.binary_cross_entropy_with_logits(x, probabilities, pos_weight=jnp.array([1.0, 2.0, 3.0])),
+    )
+    np.testing.assert_array_equal(F.cross_entropy(x, [0, 2, 1, 1]), F.cross_entropy(x, jnp.array([0, 2, 1, 1])))
+
+
+def test_wide_numpy_integers_that_jax_would_wrap_are_refused():
+    # 2**32 + 1 wraps to 1 in int32: without the check, a plausible loss of class 1.
+    target = np.array([0, 2**32 + 1, 2])
+    with pytest.raises(ValueError, match=r"^cross_entropy: `target` holds int64 values outside int32's range"):
+        F.cross_entropy(x[:3], target)
+    F.cross_entropy(x[:3], np.array([0, 1, 2]))  # int64 values that fit are fine
+    with jax.enable_x64(True), pytest.raises(ValueError, match="must hold class indices in"):
+        F.cross_entropy(x[:3], target)  # with 64-bit types, the class-index check sees the real value
+
+
+@pytest.mark.parametrize(
+    "transform, message",
+    [
+        (lambda: jax.jit(lambda m: F.margin_ranking_loss(x[:, 0], y[:, 0], jnp.ones(4), margin=m))(0.5), "`margin`"),
+        (lambda: jax.vmap(lambda p: F.pairwise_distance(x, y, p=p))(jnp.array([1.0, 2.0])), "`p`"),
+        (lambda: F.cross_entropy(x, jnp.array([0, 1, 2, 0]), ignore_index=jnp.array(-1)), "`ignore_index`"),
+    ],
+)
+def test_static_options_refuse_arrays_naming_the_argument(transform, message):
+    with pytest.raises(TypeError, match=rf"{message} must be a Python value, not an array: it is compiled as a static"):
+        transform()
