@@ -36,7 +36,8 @@ def typed_jit(*, static_argnames: tuple[str, ...]) -> Callable[[Callable[_P, _R]
     `jax.jit` would reject with a message naming neither the loss nor the argument, or accept silently wrong:
     torch tensors, traced or array values of static options, and NumPy 64-bit integers that JAX would wrap
     to 32 bits. Python lists of numbers are taken as arrays (as torch takes a tensor). Under an
-    outer `jit`, the screen runs once, while tracing.
+    outer `jit`, the screen runs once, while tracing. The `jax.jit` object itself is the result's `jitted`
+    attribute (for `.lower(...)` and introspection).
 
     Args:
       static_argnames: the arguments compiled as static (hashable options), as in `jax.jit`.
@@ -61,6 +62,7 @@ def typed_jit(*, static_argnames: tuple[str, ...]) -> Callable[[Callable[_P, _R]
             result: _R = jitted(*bound.args, **bound.kwargs)
             return result
 
+        setattr(screened, "jitted", jitted)  # noqa: B010  # `jax.jit`'s own object: `.lower`, `._cache_size()`
         return screened
 
     return decorate

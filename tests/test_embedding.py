@@ -456,9 +456,9 @@ def test_custom_distance_is_not_recompiled_per_call():
         )
 
     values = [loss(anchor)]
-    size = embedding._triplet_from_custom_distances._cache_size()
+    size = embedding._triplet_from_custom_distances.jitted._cache_size()
     values += [loss(anchor) for _ in range(3)]
-    assert embedding._triplet_from_custom_distances._cache_size() == size
+    assert embedding._triplet_from_custom_distances.jitted._cache_size() == size
     values.append(jax.jit(loss)(anchor))
     np.testing.assert_allclose(values, values[0], rtol=1e-6)
     np.testing.assert_allclose(jax.jit(jax.grad(loss))(anchor), jax.grad(loss)(anchor), rtol=1e-6)
