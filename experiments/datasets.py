@@ -11,15 +11,26 @@ class names, and a sentence saying what the data is. The sources:
 
 `load_dataset` chooses among them and says which it chose and why. tensorflow-datasets and scikit-learn are
 imported by the loaders that need them, so importing this module is cheap.
+
+What the user can fix (a missing or misnamed directory, a truncated or damaged download, a file that is not
+CIFAR-10's) raises a `DatasetError`, an `experiments.errors.RunError` whose message names the file or directory
+and says what to do; each also derives from the built-in error it refines (`FileNotFoundError`, `ValueError`,
+`ImportError`, `pickle.UnpicklingError`).
 """
 
 import dataclasses
+import gzip
+import hashlib
+import io
 import os
 import pathlib
 import pickle
 import tarfile
+import zlib
 
 import numpy as np
+
+from experiments.errors import RunError
 
 CIFAR10_DIR_ENV = "JAXLOSS_CIFAR10_DIR"
 """The environment variable naming torchvision's CIFAR-10 files when `load_dataset` is given none."""
@@ -35,6 +46,15 @@ _TORCHVISION_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TORCHVISION_TEST_FILE = "test_batch"
 _TORCHVISION_META_FILE = "batches.meta"
 _TORCHVISION_FILES = (_TORCHVISION_META_FILE, *_TORCHVISION_TRAIN_FILES, _TORCHVISION_TEST_FILE)
+# The archive torchvision downloads, from CIFAR-10's page, and its size and md5 (torchvision's `tgz_md5`). A file
+# of another size is taken as a repacked archive and not hashed.
+_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+_OFFICIAL_ARCHIVE_SIZE = 170_498_071
+_OFFICIAL_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+_DOWNLOAD_AGAIN = (
+    f"Download CIFAR-10 again ({_CIFAR10_URL}, or torchvision's `CIFAR10(root, download=True)` after deleting "
+    f"the damaged copy)."
+)
 
 _TFDS_HOW_TO_PREPARE = (
     "Prepare it once (this needs TensorFlow and a download): `pip install tensorflow tensorflow-datasets` and "
@@ -134,6 +154,37 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
+# --- Errors -------------------------------------------------------------------------------------------------------
+
+
+class DatasetError(RunError):
+    """The data cannot be loaded, for a reason the user can fix; the message names the file or directory."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A directory or file named, or one that CIFAR-10 needs, is not there."""
+
+
+class DatasetFileError(DatasetError, ValueError):
+    """A file does not hold what CIFAR-10's files hold (keys, dtypes, shapes, label range)."""
+
+
+class DamagedFileError(DatasetFileError):
+    """A file is truncated or damaged (a short read, a bad gzip CRC, a wrong md5): it must be downloaded again."""
+
+
+class UnsafePickleError(DatasetFileError, pickle.UnpicklingError):
+    """A pickle refers to a class other than numpy's array classes: it could run code, so it is not read."""
+
+
+class MissingPackageError(DatasetError, ImportError):
+    """The package a loader needs is not installed; the message says what to install."""
+
+
+class DatasetArgumentError(DatasetError, ValueError):
+    """`load_dataset` was asked for data it does not have, or given directories that contradict each other."""
+
+
 # --- CIFAR-10 through tensorflow-datasets ---------------------------------------------------------------------
 
 
@@ -155,39 +206,55 @@ def load_cifar10_tfds(data_dir: str | os.PathLike | None = None) -> ImageDataset
       The dataset, named ``'cifar10'``.
 
     Raises:
-      ImportError: tensorflow-datasets is not installed.
-      FileNotFoundError: CIFAR-10 is not prepared there, or only in a format without random access
-        (TFRecord, tfds' default); the message says how to prepare it.
+      DatasetNotFoundError: `data_dir` does not exist; or CIFAR-10 is not prepared there, or only in a format
+        without random access (TFRecord, tfds' default): the message says how to prepare it.
+        A `FileNotFoundError`.
+      MissingPackageError: tensorflow-datasets is not installed. An `ImportError`.
     """
+    _check_tfds_data_dir(data_dir, "load_cifar10_tfds: `data_dir`")
     return _read_tfds_cifar10(_prepared_tfds_cifar10(data_dir))
+
+
+def _check_tfds_data_dir(data_dir, argument: str) -> None:
+    """Raises `DatasetNotFoundError` if `data_dir` is given (not None) but is not a directory.
+
+    A data directory the user names must be there: tfds would otherwise treat it as an empty one, and
+    `load_dataset('auto')` would fall back to the digits, hiding a typo.
+    """
+    if data_dir is not None and not pathlib.Path(data_dir).expanduser().is_dir():
+        what = "is not a directory" if pathlib.Path(data_dir).expanduser().exists() else "does not exist"
+        raise DatasetNotFoundError(
+            f"{argument} {data_dir} {what}: it must name tensorflow-datasets' data directory (the one holding "
+            f"cifar10/), or be left unset for tfds' default."
+        )
 
 
 def _prepared_tfds_cifar10(data_dir):
     """The tfds builder of CIFAR-10 prepared under `data_dir` in a random-access format (a quick check).
 
     Raises:
-      ImportError: tensorflow-datasets is not installed.
-      FileNotFoundError: CIFAR-10 is not prepared there in a random-access format.
+      MissingPackageError: tensorflow-datasets is not installed.
+      DatasetNotFoundError: CIFAR-10 is not prepared there in a random-access format.
     """
     try:
         import tensorflow_datasets as tfds  # optional, and slow to import: only when used
     except ImportError as error:
         message = f"tensorflow-datasets is not installed (`pip install tensorflow-datasets`): {error}."
-        raise ImportError(message) from error
+        raise MissingPackageError(message) from error
     # Without a cifar10 folder there is nothing to find: say so without asking tfds' builder, which logs a
     # warning about the missing version folder.
     folder = pathlib.Path(data_dir or tfds.core.constants.DATA_DIR).expanduser() / "cifar10"
     if not folder.is_dir():
-        raise FileNotFoundError(f"tensorflow-datasets has no prepared CIFAR-10 at {folder}. {_TFDS_HOW_TO_PREPARE}")
+        raise DatasetNotFoundError(f"tensorflow-datasets has no prepared CIFAR-10 at {folder}. {_TFDS_HOW_TO_PREPARE}")
     builder = tfds.builder("cifar10", data_dir=data_dir)
     if not builder.is_prepared():
-        raise FileNotFoundError(
+        raise DatasetNotFoundError(
             f"tensorflow-datasets has no prepared CIFAR-10 at {builder.data_dir}. {_TFDS_HOW_TO_PREPARE}"
         )
     random_access = builder.info.available_file_formats() & set(tfds.core.FileFormat.with_random_access())
     if not random_access:
         formats = ", ".join(sorted(str(f.value) for f in builder.info.available_file_formats()))
-        raise FileNotFoundError(
+        raise DatasetNotFoundError(
             f"tensorflow-datasets' CIFAR-10 at {builder.data_dir} is prepared as {formats}, "
             f"which tfds.data_source cannot read (it needs array_record or parquet). "
             f"{_TFDS_HOW_TO_PREPARE}"
@@ -240,7 +307,12 @@ def load_cifar10_torchvision(path: str | os.PathLike) -> ImageDataset:
     images with ``data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)``, and so does this loader (NHWC).
 
     The files are pickles, and unpickling can run code: only the classes a numpy array needs are let through,
-    so a tampered file fails with `pickle.UnpicklingError` instead of running anything.
+    so a tampered file fails with `UnsafePickleError` instead of running anything.
+
+    The archive is read once, from start to end, so that a truncated or damaged download is found (gzip's CRC
+    and length, checked at the end of the stream); an archive of the official size (170,498,071 bytes) is also
+    hashed as it is read and must have the official md5. An archive of another size is a repacked one, and only
+    its gzip CRC is checked.
 
     Args:
       path: one of
@@ -252,10 +324,14 @@ def load_cifar10_torchvision(path: str | os.PathLike) -> ImageDataset:
       The dataset, named ``'cifar10'``.
 
     Raises:
-      FileNotFoundError: `path` does not exist, or holds neither the folder nor the archive, or a file is
-        missing.
-      ValueError: a file does not hold what CIFAR-10's files hold (keys, dtypes, shapes, label range).
-      pickle.UnpicklingError: a file is not a CIFAR-10 pickle.
+      DatasetNotFoundError: `path` does not exist, or holds neither the folder nor the archive, or a file is
+        missing. A `FileNotFoundError`.
+      DamagedFileError: the archive or a pickle is truncated or damaged, or the official archive's md5 is
+        wrong: the message names the file and says to download it again. A `ValueError`.
+      DatasetFileError: a file does not hold what CIFAR-10's files hold (keys, dtypes, shapes, label range).
+        A `ValueError`.
+      UnsafePickleError: a pickle refers to a class other than numpy's array classes. A
+        `pickle.UnpicklingError` and a `ValueError`.
     """
     path = pathlib.Path(path).expanduser()
     source = _torchvision_source(path)
@@ -282,7 +358,7 @@ def load_cifar10_torchvision(path: str | os.PathLike) -> ImageDataset:
 def _torchvision_source(path: pathlib.Path) -> pathlib.Path:
     """The ``cifar-10-batches-py`` folder or the ``.tar.gz`` archive that `path` names or holds."""
     if not path.exists():
-        raise FileNotFoundError(f"load_cifar10_torchvision: `path` {path} does not exist.")
+        raise DatasetNotFoundError(f"load_cifar10_torchvision: `path` {path} does not exist.")
     if path.is_file():
         return path
     for candidate in (path / _TORCHVISION_FOLDER, path / _TORCHVISION_ARCHIVE):
@@ -290,7 +366,7 @@ def _torchvision_source(path: pathlib.Path) -> pathlib.Path:
             return candidate
     if (path / _TORCHVISION_META_FILE).exists() or (path / _TORCHVISION_TEST_FILE).exists():
         return path
-    raise FileNotFoundError(
+    raise DatasetNotFoundError(
         f"load_cifar10_torchvision: {path} holds neither CIFAR-10's batch files nor {_TORCHVISION_FOLDER}/ "
         f"nor {_TORCHVISION_ARCHIVE}; `path` must name one of them or the folder holding them."
     )
@@ -304,26 +380,93 @@ def _read_folder(folder: pathlib.Path) -> dict[str, dict]:
             with open(folder / name, "rb") as file:
                 files[name] = _unpickle(file, folder / name)
         except FileNotFoundError:
-            raise FileNotFoundError(f"load_cifar10_torchvision: {folder / name} is missing.") from None
+            raise DatasetNotFoundError(f"load_cifar10_torchvision: {folder / name} is missing.") from None
     return files
 
 
 def _read_archive(archive: pathlib.Path) -> dict[str, dict]:
-    """Unpickles the CIFAR-10 files of ``cifar-10-python.tar.gz`` in one pass over it, in memory."""
+    """Unpickles the CIFAR-10 files of ``cifar-10-python.tar.gz`` in one pass over it, in memory, checking it.
+
+    tarfile stops reading at the tar's end-of-archive blocks, before gzip's trailer: the rest is read too, so
+    that gzip checks its CRC and length. An archive of the official size is hashed as it is read.
+    """
     wanted = {f"{_TORCHVISION_FOLDER}/{name}": name for name in _TORCHVISION_FILES}
     files = {}
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:  # in archive order: a gzip stream is slow to seek backwards
-                name = wanted.get(member.name.removeprefix("./"))
-                if name is not None and member.isfile():
-                    files[name] = _unpickle(tar.extractfile(member), f"{archive}:{member.name}")
-    except tarfile.TarError as error:
-        raise ValueError(f"load_cifar10_torchvision: {archive} is not a readable tar archive: {error}") from error
+    with open(archive, "rb") as raw:
+        hashed = os.fstat(raw.fileno()).st_size == _OFFICIAL_ARCHIVE_SIZE
+        source = _HashingReader(raw, hashlib.md5(usedforsecurity=False)) if hashed else raw
+        try:
+            tar = tarfile.open(fileobj=source, mode="r:*")
+        except tarfile.ReadError as error:  # neither a plain tar nor a gzip, bzip2 or xz compressed one
+            raise DamagedFileError(
+                f"load_cifar10_torchvision: {archive} is not a readable tar archive (plain or compressed): it is "
+                f"damaged, or not CIFAR-10's archive. {_DOWNLOAD_AGAIN}"
+            ) from error
+        except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError) as error:
+            raise _damaged(archive, error) from error
+        try:
+            with tar:
+                for member in tar:  # in archive order: a gzip stream is slow to seek backwards
+                    name = wanted.get(member.name.removeprefix("./"))
+                    if name is not None and member.isfile():
+                        # Read whole before unpickling, so that a truncated stream is the archive's error.
+                        data = tar.extractfile(member).read()
+                        files[name] = _unpickle(io.BytesIO(data), f"{archive}:{member.name}")
+                while tar.fileobj.read(1 << 20):  # to the end of the compressed stream, where gzip checks it
+                    pass
+        except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError) as error:
+            raise _damaged(archive, error) from error
+        if hashed and (md5 := source.hexdigest_to_end()) != _OFFICIAL_ARCHIVE_MD5:
+            raise DamagedFileError(
+                f"load_cifar10_torchvision: {archive} has the official archive's size but not its md5 "
+                f"({md5} instead of {_OFFICIAL_ARCHIVE_MD5}): it is damaged. {_DOWNLOAD_AGAIN}"
+            )
     missing = [member for member, name in wanted.items() if name not in files]
     if missing:
-        raise FileNotFoundError(f"load_cifar10_torchvision: {archive} lacks {', '.join(missing)}.")
+        raise DatasetNotFoundError(f"load_cifar10_torchvision: {archive} lacks {', '.join(missing)}.")
     return files
+
+
+def _damaged(path, error: Exception, what: str = "is truncated or damaged") -> DamagedFileError:
+    """The error for a truncated or damaged `path`, that says to download it again."""
+    reason = " ".join(str(error).split())  # on one line (some of pickle's messages have two)
+    return DamagedFileError(f"load_cifar10_torchvision: {path} {what} ({reason}). {_DOWNLOAD_AGAIN}")
+
+
+class _HashingReader:
+    """A binary file read through, whose bytes are hashed in order as they are first read.
+
+    Reading forward, as tarfile and gzip do, hashes every byte once, as it is read; a byte read again after a
+    seek backwards is not hashed again, and `hexdigest_to_end` reads and hashes what was skipped or not read.
+    """
+
+    def __init__(self, file, hash_object):
+        self._file = file
+        self._hash = hash_object
+        self._position = file.tell()
+        self._hashed = 0  # bytes [0, _hashed) of the file are in the hash
+
+    def read(self, size=-1) -> bytes:
+        data = self._file.read(size)
+        start, self._position = self._position, self._position + len(data)
+        if start <= self._hashed < self._position:
+            self._hash.update(memoryview(data)[self._hashed - start :])
+            self._hashed = self._position
+        return data
+
+    def seek(self, offset, whence=os.SEEK_SET) -> int:
+        self._position = self._file.seek(offset, whence)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def hexdigest_to_end(self) -> str:
+        """The hash of the whole file, reading what was not read in order yet."""
+        self.seek(self._hashed)
+        while self.read(1 << 20):
+            pass
+        return self._hash.hexdigest()
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -342,26 +485,40 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         }
     )
 
+    def __init__(self, file, where, **kwargs):
+        super().__init__(file, **kwargs)
+        self._where = where
+
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in CIFAR-10's files.")
+            raise UnsafePickleError(
+                f"load_cifar10_torchvision: {self._where} is not CIFAR-10's: {module}.{name} is not allowed in "
+                f"CIFAR-10's files (only numpy arrays are; unpickling anything else could run code)."
+            )
         return super().find_class(module, name)
 
 
 def _unpickle(file, where) -> dict:
     """One CIFAR-10 pickle as a dict with str keys."""
-    # latin1, as torchvision does: Python 2's str (the original files' keys and array bytes) decode losslessly.
-    entry = _NumpyOnlyUnpickler(file, encoding="latin1").load()
+    try:
+        # latin1, as torchvision does: Python 2's str (the original files' keys and array bytes) decode losslessly.
+        entry = _NumpyOnlyUnpickler(file, where, encoding="latin1").load()
+    except UnsafePickleError:
+        raise
+    # A truncated pickle ends early (EOFError when empty, else UnpicklingError); a damaged one holds a bad opcode
+    # (UnpicklingError) or bad arguments for one (mostly ValueError; also the others, seen on flipped bits).
+    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, IndexError, KeyError, TypeError) as error:
+        raise _damaged(where, error, "is truncated, damaged or not a pickle") from error
     if not isinstance(entry, dict):
-        raise ValueError(f"load_cifar10_torchvision: {where} must hold a dict; got {type(entry).__name__}.")
+        raise DatasetFileError(f"load_cifar10_torchvision: {where} must hold a dict; got {type(entry).__name__}.")
     # Pickles written by Python 3 from the `encoding='bytes'` reading of the originals have bytes keys.
     return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in entry.items()}
 
 
 def _field(entry: dict, key: str, name: str):
-    """`entry[key]`, or a `ValueError` naming the file `name` that lacks it."""
+    """`entry[key]`, or a `DatasetFileError` naming the file `name` that lacks it."""
     if key not in entry:
-        raise ValueError(f"load_cifar10_torchvision: {name} has no '{key}'; it has {sorted(entry)}.")
+        raise DatasetFileError(f"load_cifar10_torchvision: {name} has no '{key}'; it has {sorted(entry)}.")
     return entry[key]
 
 
@@ -376,17 +533,17 @@ def _torchvision_batch(entry: dict, name: str, num_classes: int) -> tuple[np.nda
     data, labels = _field(entry, "data", name), np.asarray(_field(entry, "labels", name))
     size = int(np.prod(_CIFAR10_IMAGE_SHAPE))
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != size:
-        raise ValueError(
+        raise DatasetFileError(
             f"load_cifar10_torchvision: {name}'s 'data' must be a uint8 array of shape (n, {size}); "
             f"got {getattr(data, 'dtype', type(data).__name__)} {np.shape(data)}."
         )
     if labels.shape != data.shape[:1] or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
+        raise DatasetFileError(
             f"load_cifar10_torchvision: {name}'s 'labels' must be {len(data)} integers (one per "
             f"image); got {labels.dtype} {labels.shape}."
         )
     if labels.size and not 0 <= labels.min() <= labels.max() < num_classes:
-        raise ValueError(
+        raise DatasetFileError(
             f"load_cifar10_torchvision: {name}'s 'labels' must be in [0, {num_classes}); got values "
             f"from {labels.min()} to {labels.max()}."
         )
@@ -486,20 +643,22 @@ def load_dataset(
     The issue lists tensorflow-datasets before torchvision's files. Here a directory the user names (argument
     or environment variable) comes first: it is an explicit choice, while tfds' copy is found implicitly in a
     default place. For the same reason a named directory that does not hold CIFAR-10 raises instead of falling
-    back, so that a typo cannot silently train on other data. Without a named directory the issue's order
-    holds: tfds' prepared CIFAR-10, then the digits. Looking for tfds' copy takes well under a second and never
-    downloads.
+    back, so that a typo cannot silently train on other data; a `tfds_data_dir` that does not exist raises too.
+    Without a named directory the issue's order holds: tfds' prepared CIFAR-10, then the digits. Looking for
+    tfds' copy takes well under a second and never downloads.
 
     Returns:
       The dataset.
 
     Raises:
       TypeError: `name` is not a string.
-      ValueError: `name` is not one of `DATASET_NAMES`, or a directory is given that `name` does not use,
-        or both directories are given.
-      FileNotFoundError: the CIFAR-10 directory named does not hold CIFAR-10; or `name` is ``'cifar10'``
-        and none is there.
-      ImportError: `name` is ``'cifar10'``, no directory is named and tensorflow-datasets is not installed.
+      DatasetArgumentError: `name` is not one of `DATASET_NAMES`, or a directory is given that `name` does not
+        use, or both directories are given. A `ValueError`.
+      DatasetNotFoundError: the CIFAR-10 directory named does not hold CIFAR-10; or `tfds_data_dir` does not
+        exist; or `name` is ``'cifar10'`` and none is there. A `FileNotFoundError`.
+      MissingPackageError: `name` is ``'cifar10'``, no directory is named and tensorflow-datasets is not
+        installed. An `ImportError`.
+      DatasetError: the files are truncated, damaged or not CIFAR-10's (see `load_cifar10_torchvision`).
 
     Example:
       >>> from experiments.datasets import load_dataset
@@ -509,14 +668,14 @@ def load_dataset(
     if not isinstance(name, str):
         raise TypeError(f"load_dataset: `name` must be a string; got {type(name).__name__}.")
     if name not in DATASET_NAMES:
-        raise ValueError(f"load_dataset: `name` must be one of {DATASET_NAMES}; got {name!r}.")
+        raise DatasetArgumentError(f"load_dataset: `name` must be one of {DATASET_NAMES}; got {name!r}.")
     if cifar10_dir is not None and tfds_data_dir is not None:
-        raise ValueError(
+        raise DatasetArgumentError(
             "load_dataset: give `cifar10_dir` (torchvision's files) or `tfds_data_dir` (tensorflow-datasets), not both."
         )
     if name == "digits":
         if cifar10_dir is not None or tfds_data_dir is not None:
-            raise ValueError(
+            raise DatasetArgumentError(
                 "load_dataset: `cifar10_dir` and `tfds_data_dir` are for 'cifar10' and 'auto'; "
                 "name='digits' uses neither."
             )
@@ -527,6 +686,7 @@ def load_dataset(
     if tfds_data_dir is None and os.environ.get(CIFAR10_DIR_ENV):
         return _chosen(load_cifar10_torchvision(os.environ[CIFAR10_DIR_ENV]), f"${CIFAR10_DIR_ENV} names it.")
 
+    _check_tfds_data_dir(tfds_data_dir, "load_dataset: `tfds_data_dir`")  # before 'auto' may fall back
     if name == "cifar10":
         builder = _prepared_tfds_cifar10(tfds_data_dir)
     else:

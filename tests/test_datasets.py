@@ -5,6 +5,8 @@ reads the real CIFAR-10 when ``JAXLOSS_CIFAR10_DIR`` names it (skipped otherwise
 """
 
 import dataclasses
+import gzip
+import hashlib
 import io
 import os
 import pickle
@@ -14,18 +16,27 @@ import struct
 import subprocess
 import sys
 import tarfile
+import zlib
 
 import numpy as np
 import pytest
 
+from experiments import datasets
 from experiments.datasets import (
     CIFAR10_DIR_ENV,
+    DamagedFileError,
+    DatasetArgumentError,
+    DatasetFileError,
+    DatasetNotFoundError,
     ImageDataset,
+    MissingPackageError,
+    UnsafePickleError,
     load_cifar10_tfds,
     load_cifar10_torchvision,
     load_dataset,
     load_digits_32x32,
 )
+from experiments.errors import RunError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_SIZES = (3, 2, 4, 1, 2)  # images in data_batch_1 ... data_batch_5
@@ -226,41 +237,45 @@ class _RunsCode:
 @pytest.mark.parametrize(
     "damage, error, message",
     [
-        (lambda folder: (folder / "data_batch_3").unlink(), FileNotFoundError, "data_batch_3 is missing"),
+        (lambda folder: (folder / "data_batch_3").unlink(), DatasetNotFoundError, "data_batch_3 is missing"),
         (
             lambda folder: _rewrite(folder / "data_batch_2", lambda e: e.pop("data")),
-            ValueError,
+            DatasetFileError,
             "data_batch_2 has no 'data'",
         ),
         (
             lambda folder: _rewrite(folder / "test_batch", lambda e: e.update(data=e["data"][:, :3000])),
-            ValueError,
+            DatasetFileError,
             "test_batch's 'data' must be a uint8 array of shape (n, 3072); got uint8 (3, 3000)",
         ),
         (
             lambda folder: _rewrite(folder / "test_batch", lambda e: e.update(data=e["data"].astype(np.int64))),
-            ValueError,
+            DatasetFileError,
             "test_batch's 'data' must be a uint8 array",
         ),
         (
             lambda folder: _rewrite(folder / "data_batch_1", lambda e: e.update(labels=e["labels"][:-1])),
-            ValueError,
+            DatasetFileError,
             "data_batch_1's 'labels' must be 3 integers",
         ),
         (
             lambda folder: _rewrite(folder / "data_batch_4", lambda e: e.update(labels=[10])),
-            ValueError,
+            DatasetFileError,
             "data_batch_4's 'labels' must be in [0, 10)",
         ),
         (
             lambda folder: _rewrite(folder / "batches.meta", lambda e: e.pop("label_names")),
-            ValueError,
+            DatasetFileError,
             "batches.meta has no 'label_names'",
         ),
-        (lambda folder: (folder / "data_batch_5").write_bytes(pickle.dumps([1, 2])), ValueError, "must hold a dict"),
+        (
+            lambda folder: (folder / "data_batch_5").write_bytes(pickle.dumps([1, 2])),
+            DatasetFileError,
+            "must hold a dict",
+        ),
         (
             lambda folder: (folder / "data_batch_5").write_bytes(pickle.dumps({"data": _RunsCode()})),
-            pickle.UnpicklingError,
+            UnsafePickleError,
             "posix.getpid is not allowed",
         ),
     ],
@@ -283,18 +298,123 @@ def test_torchvision_bad_files(tmp_path, damage, error, message):
         load_cifar10_torchvision(tmp_path)
 
 
+def test_error_classes_keep_their_built_in_bases():
+    """Callers that catch the built-in errors the loaders raised before still catch them; main.py catches RunError."""
+    for error, built_in in [
+        (DatasetNotFoundError, FileNotFoundError),
+        (DatasetFileError, ValueError),
+        (DamagedFileError, ValueError),
+        (UnsafePickleError, pickle.UnpicklingError),
+        (UnsafePickleError, ValueError),
+        (MissingPackageError, ImportError),
+        (DatasetArgumentError, ValueError),
+    ]:
+        assert issubclass(error, RunError) and issubclass(error, built_in), error
+
+
+# CIFAR-10's download page lists the archive; torchvision's CIFAR10 downloads it again when its md5 is wrong.
+DOWNLOAD_AGAIN = "Download CIFAR-10 again (https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda data: b"", "is truncated, damaged or not a pickle (Ran out of input)"),
+        (lambda data: data[: len(data) // 2], "is truncated, damaged or not a pickle (pickle data was truncated)"),
+        (lambda data: data[:-1], "is truncated, damaged or not a pickle (Ran out of input)"),  # no STOP opcode
+        # A web server's error page saved in the file's place.
+        (
+            lambda data: b"<html><body>404 Not Found</body></html>",
+            "is truncated, damaged or not a pickle (invalid load key, '<'",
+        ),
+    ],
+    ids=["empty", "half", "last_byte_missing", "not_a_pickle"],
+)
+def test_torchvision_damaged_pickle(tmp_path, damage, message):
+    """A truncated or empty batch file (an interrupted copy or extraction) is an error naming it."""
+    write_torchvision_files(tmp_path)
+    file = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    file.write_bytes(damage(file.read_bytes()))
+    with pytest.raises(DamagedFileError, match=re.escape(f"load_cifar10_torchvision: {file} {message}")) as error:
+        load_cifar10_torchvision(tmp_path)
+    assert DOWNLOAD_AGAIN in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(DamagedFileError, match=re.escape(f"{file} {message}")):
+        load_dataset("auto", cifar10_dir=tmp_path)  # never falls back to the digits
+
+
+def _with_crc(data: bytes, crc: int) -> bytes:
+    """A gzip file's bytes with the CRC-32 of its trailer (its last 8 bytes: CRC-32, then the size) replaced."""
+    return data[:-8] + struct.pack("<I", crc) + data[-4:]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        # Cut in the middle of a batch file's bytes: gzip's stream ends early.
+        (
+            lambda data: data[: len(data) // 2],
+            "is truncated or damaged (Compressed file ended before the end-of-stream",
+        ),
+        # Only gzip's trailer is missing: every tar member is complete, so tarfile alone would not notice.
+        (lambda data: data[:-8], "is truncated or damaged (Compressed file ended before the end-of-stream"),
+        # A wrong CRC-32 in the trailer: the stream decompresses, but not into what was compressed.
+        (lambda data: _with_crc(data, ~struct.unpack("<I", data[-8:-4])[0] & 0xFFFFFFFF), "CRC check failed"),
+        # No tar in the gzip: no way of opening it works.
+        (lambda data: gzip.compress(b"not a tar archive" * 100), "is not a readable tar archive (plain or compressed)"),
+    ],
+    ids=["truncated", "trailer_missing", "bad_crc", "no_tar_inside"],
+)
+def test_torchvision_damaged_archive(tmp_path, damage, message):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    write_archive(write_torchvision_files(tmp_path / "files"), archive)
+    data = archive.read_bytes()
+    assert gzip.decompress(data) and struct.unpack("<I", data[-8:-4])[0] == zlib.crc32(gzip.decompress(data))
+    archive.write_bytes(damage(data))
+    with pytest.raises(DamagedFileError, match=re.escape(message)) as error:
+        load_cifar10_torchvision(tmp_path)
+    assert str(error.value).startswith(f"load_cifar10_torchvision: {archive}")
+    assert str(error.value).endswith("after deleting the damaged copy).")
+
+
+@pytest.mark.parametrize("compression", ["gz", "none"])
+def test_torchvision_archive_md5(tmp_path, monkeypatch, compression):
+    """An archive of the official size must have the official md5; one of another size is a repacked one.
+
+    The official archive (170 MB) is stood in for by a small one: the official size and md5 are set to its.
+    Uncompressed, tarfile reads it only after seeking back from its tries of gzip, bzip2 and xz: the md5 must
+    still cover each byte once.
+    """
+    files = write_torchvision_files(tmp_path / "files")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz" if compression == "gz" else "w") as tar:
+        tar.add(files.root / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    data = archive.read_bytes()
+    md5 = hashlib.md5(data).hexdigest()
+    monkeypatch.setattr(datasets, "_OFFICIAL_ARCHIVE_SIZE", len(data))
+    monkeypatch.setattr(datasets, "_OFFICIAL_ARCHIVE_MD5", md5)
+    check_torchvision_dataset(load_cifar10_torchvision(archive), files)
+
+    monkeypatch.setattr(datasets, "_OFFICIAL_ARCHIVE_MD5", "0" * 32)
+    message = f"{archive} has the official archive's size but not its md5 ({md5} instead of {'0' * 32})"
+    with pytest.raises(DamagedFileError, match=re.escape(message)):
+        load_cifar10_torchvision(archive)
+
+    monkeypatch.setattr(datasets, "_OFFICIAL_ARCHIVE_SIZE", len(data) + 1)  # a repacked archive: not hashed
+    check_torchvision_dataset(load_cifar10_torchvision(archive), files)
+
+
 def test_torchvision_bad_paths(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
         load_cifar10_torchvision(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="holds neither CIFAR-10's batch files nor cifar-10-batches-py/"):
+    with pytest.raises(DatasetNotFoundError, match="holds neither CIFAR-10's batch files nor cifar-10-batches-py/"):
         load_cifar10_torchvision(tmp_path)
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"not a tar archive")
-    with pytest.raises(ValueError, match="is not a readable tar archive"):
+    with pytest.raises(DamagedFileError, match="is not a readable tar archive"):
         load_cifar10_torchvision(tmp_path)
     files = write_torchvision_files(tmp_path / "files")
     (files.root / "cifar-10-batches-py" / "test_batch").unlink()
     write_archive(files, tmp_path / "cifar-10-python.tar.gz")
-    with pytest.raises(FileNotFoundError, match="lacks cifar-10-batches-py/test_batch"):
+    with pytest.raises(DatasetNotFoundError, match="lacks cifar-10-batches-py/test_batch"):
         load_cifar10_torchvision(tmp_path / "cifar-10-python.tar.gz")
 
 
@@ -378,7 +498,7 @@ def test_tfds_prepared_cifar10(tfds_data_dir):
 
 def test_tfds_not_prepared(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    with pytest.raises(FileNotFoundError, match=re.escape("`tfds build cifar10 --file_format=array_record`")):
+    with pytest.raises(DatasetNotFoundError, match=re.escape("`tfds build cifar10 --file_format=array_record`")):
         load_cifar10_tfds(tmp_path)
     assert not any(tmp_path.iterdir())  # nothing was downloaded or written
 
@@ -390,7 +510,7 @@ def test_tfds_prepared_without_random_access(tfds_data_dir, tmp_path):
     shutil.copytree(data_dir / "cifar10", copy / "cifar10")
     info_file = next(copy.glob("cifar10/*/dataset_info.json"))
     info_file.write_text(info_file.read_text().replace('"array_record"', '"tfrecord"'))
-    with pytest.raises(FileNotFoundError, match="is prepared as tfrecord, which tfds.data_source cannot read"):
+    with pytest.raises(DatasetNotFoundError, match="is prepared as tfrecord, which tfds.data_source cannot read"):
         load_cifar10_tfds(copy)
 
 
@@ -548,22 +668,44 @@ def test_load_dataset_auto_falls_back_to_digits(no_env, tmp_path):
         load_dataset("cifar10", tfds_data_dir=tmp_path)
 
 
+@pytest.mark.parametrize("name", ["auto", "cifar10"])
+def test_load_dataset_tfds_data_dir_that_does_not_exist_raises(name, no_env, tmp_path):
+    """A typo in `tfds_data_dir` must not silently train on the digits (nor need tfds to be reported)."""
+    message = (
+        f"load_dataset: `tfds_data_dir` {tmp_path / 'nowhere'} does not exist: it must name tensorflow-datasets' "
+        f"data directory (the one holding cifar10/), or be left unset for tfds' default."
+    )
+    with pytest.raises(DatasetNotFoundError, match=re.escape(message)):
+        load_dataset(name, tfds_data_dir=tmp_path / "nowhere")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(
+        DatasetNotFoundError, match=re.escape(f"`tfds_data_dir` {tmp_path / 'file'} is not a directory")
+    ):
+        load_dataset(name, tfds_data_dir=str(tmp_path / "file"))
+    with pytest.raises(DatasetNotFoundError, match=re.escape(f"load_cifar10_tfds: `data_dir` {tmp_path / 'nowhere'}")):
+        load_cifar10_tfds(tmp_path / "nowhere")
+
+
 def test_load_dataset_without_tensorflow_datasets(no_env, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # makes its import fail
     dataset = load_dataset("auto")
     assert dataset.name == "digits" and "tensorflow-datasets is not installed" in dataset.description
-    with pytest.raises(ImportError, match=re.escape("tensorflow-datasets is not installed (`pip install")):
+    with pytest.raises(MissingPackageError, match=re.escape("tensorflow-datasets is not installed (`pip install")):
         load_dataset("cifar10")
 
 
 @pytest.mark.parametrize(
     "arguments, error, message",
     [
-        (dict(name="cifar100"), ValueError, "`name` must be one of ('auto', 'cifar10', 'digits'); got 'cifar100'"),
+        (
+            dict(name="cifar100"),
+            DatasetArgumentError,
+            "`name` must be one of ('auto', 'cifar10', 'digits'); got 'cifar100'",
+        ),
         (dict(name=None), TypeError, "`name` must be a string; got NoneType"),
-        (dict(name="cifar10", cifar10_dir="a", tfds_data_dir="b"), ValueError, "not both"),
-        (dict(name="digits", cifar10_dir="a"), ValueError, "name='digits' uses neither"),
-        (dict(name="digits", tfds_data_dir="b"), ValueError, "name='digits' uses neither"),
+        (dict(name="cifar10", cifar10_dir="a", tfds_data_dir="b"), DatasetArgumentError, "not both"),
+        (dict(name="digits", cifar10_dir="a"), DatasetArgumentError, "name='digits' uses neither"),
+        (dict(name="digits", tfds_data_dir="b"), DatasetArgumentError, "name='digits' uses neither"),
     ],
     ids=["unknown_name", "name_not_str", "both_dirs", "digits_with_cifar10_dir", "digits_with_tfds_dir"],
 )
