@@ -21,7 +21,7 @@ def _printed_array(line: str) -> np.ndarray:
 def output() -> str:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        lesson5_gradients.main()  # `show` asserts that JAX and torch agree on every number it prints with torch's
+        lesson5_gradients.main([])  # `show` asserts that JAX and torch agree on every number it prints with torch's
     return printed.getvalue()
 
 
@@ -69,7 +69,29 @@ def test_every_number_is_checked_against_torch(output):
 
 def test_runs_without_torch(monkeypatch, capsys):
     monkeypatch.setattr(lesson5_gradients, "torch_installed", lambda: False)
-    lesson5_gradients.main()
+    lesson5_gradients.main([])
     printed = capsys.readouterr().out
     assert "torch not installed" in printed and "(torch: " not in printed
     assert "softmax Jacobian, a = [2.0, 1.0, 0.1]" in printed
+
+
+def test_command_line_help(capsys):
+    with pytest.raises(SystemExit) as exited:
+        lesson5_gradients.main(["--help"])
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"usage: lesson5_gradients.py [-h]\n\n{lesson5_gradients.__doc__.splitlines()[0]}\n")
+    assert "python experiments/lessons/lesson5_gradients.py" in printed  # the docstring's run command
+    assert "1. MSE and its derivative" not in printed  # the lesson did not run
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["--epochs", "3"]])
+def test_command_line_refuses_any_argument(argv, capsys):
+    """The lesson takes no arguments (before, it ignored them and ran)."""
+    with pytest.raises(SystemExit) as exited:
+        lesson5_gradients.main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr() == (
+        "",
+        f"lesson5_gradients.py: error: unrecognized arguments: {' '.join(argv)} (--help lists the arguments)\n",
+    )

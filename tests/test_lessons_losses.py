@@ -31,7 +31,7 @@ LESSON2_PRINTED = ["jaxloss.nn: 1.0000", "jaxloss.nn: 0.6250", "jaxloss.nn: 1.50
 
 
 def test_lesson1_prints_the_lessons_numbers_next_to_torch(capsys):
-    lesson1_losses.main()
+    lesson1_losses.main([])
     printed = capsys.readouterr().out
     for expected in LESSON1_PRINTED:
         assert f"{expected}   (torch: " in printed
@@ -44,7 +44,7 @@ def test_lesson1_prints_the_lessons_numbers_next_to_torch(capsys):
 
 
 def test_lesson2_prints_the_survey_next_to_torch(capsys):
-    lesson2_survey.main()
+    lesson2_survey.main([])
     printed = capsys.readouterr().out
     for expected in LESSON2_PRINTED:
         assert f"{expected}   (torch: " in printed
@@ -80,7 +80,7 @@ def test_lesson2_compares_with_tensorflow_where_installed(monkeypatch, capsys):
     """The branch that calls tf.nn (TensorFlow is not a dependency, so CI would otherwise never run it)."""
     if importlib.util.find_spec("tensorflow") is None:
         monkeypatch.setitem(sys.modules, "tensorflow", numpy_tensorflow())
-    lesson2_survey.main()
+    lesson2_survey.main([])
     printed = capsys.readouterr().out
 
     assert "\nTensorFlow " in printed and " itself:\n" in printed
@@ -91,7 +91,7 @@ def test_lesson2_compares_with_tensorflow_where_installed(monkeypatch, capsys):
 @pytest.mark.parametrize("lesson", [lesson1_losses, lesson2_survey])
 def test_lessons_run_without_torch(lesson, monkeypatch, capsys):
     monkeypatch.setattr(side_by_side, "torch_installed", lambda: False)
-    lesson.main()
+    lesson.main([])
     printed = capsys.readouterr().out
     assert "torch not installed" in printed
     assert "(torch: " not in printed
@@ -108,3 +108,65 @@ def test_lesson1_runs_as_a_script():
         timeout=120,
     )
     assert "[the lesson printed tensor(0.6667)]" in result.stdout
+
+
+# The command line. Lessons 1 and 2 take no arguments and side_by_side is no lesson: ``--help`` prints the
+# docstring without running anything, and any argument is refused in one line (before, both were ignored and the
+# lesson ran).
+@pytest.mark.parametrize("module", [lesson1_losses, lesson2_survey, side_by_side], ids=lambda m: m.__name__)
+def test_command_line_help(module, capsys):
+    with pytest.raises(SystemExit) as exited:
+        module.main(["--help"])
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    script = pathlib.Path(module.__file__).name
+    assert printed.startswith(f"usage: {script} [-h]\n\n{module.__doc__.splitlines()[0]}\n")
+    assert f"python experiments/lessons/{script}" in printed  # the docstring's run command
+    assert "(JAX " not in printed and "(torch: " not in printed  # the lesson did not run
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["--batch_size", "8"], ["extra"]], ids=["flag", "option", "value"])
+@pytest.mark.parametrize("module", [lesson1_losses, lesson2_survey, side_by_side], ids=lambda m: m.__name__)
+def test_command_line_refuses_any_argument(module, argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        module.main(argv)
+    assert exited.value.code == 2
+    script = pathlib.Path(module.__file__).name
+    assert capsys.readouterr() == (
+        "",
+        f"{script}: error: unrecognized arguments: {' '.join(argv)} (--help lists the arguments)\n",
+    )
+
+
+def test_command_line_side_by_side_lists_the_lessons(capsys):
+    side_by_side.main([])
+    printed = capsys.readouterr().out
+    assert printed.startswith("side_by_side.py is the lessons' helper, not a lesson.")
+    for script in sorted(path.name for path in (ROOT / "experiments" / "lessons").glob("lesson*.py")):
+        assert f"\n    python experiments/lessons/{script}\n" in printed
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "lesson1_losses.py",
+        "lesson2_survey.py",
+        "lesson3_network_loss.py",
+        "lesson4_optimizer.py",
+        "lesson5_gradients.py",
+        "side_by_side.py",
+    ],
+)
+def test_command_line_help_of_every_script(script):
+    """``python experiments/lessons/<script> --help`` as a user types it: the usage, status 0, nothing run."""
+    result = subprocess.run(
+        [sys.executable, f"experiments/lessons/{script}", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith(f"usage: {script} [-h]")
+    assert f"python experiments/lessons/{script}" in result.stdout  # the docstring, with its run command
+    assert "options:\n  -h, --help" in result.stdout

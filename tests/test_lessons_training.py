@@ -5,11 +5,17 @@ lessons check themselves against torch (`side_by_side.show` and their own assert
 tests check what they print.
 """
 
+import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
+from experiments import datasets
 from experiments.lessons import lesson3_network_loss, lesson4_optimizer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 LAYERS = ("conv1", "conv2", "conv3", "dense1", "dense2")
 NUMBER = r"(-?\d+\.\d+)"
@@ -114,3 +120,135 @@ def test_lesson4_sgd_epochs_and_accumulation_match_torch(capsys):
 def test_lesson4_rejects_an_unknown_dataset():
     with pytest.raises(SystemExit):
         lesson4_optimizer.main(["--dataset", "nonsense"])
+
+
+# The command line: every argument explained by --help; a nonsensical value refused in one line naming the argument,
+# with status 2 and before any data is loaded (before: a ValueError from deep in the input pipeline, an IndexError,
+# a misleading AssertionError, or a run that silently did nothing, e.g. 0 epochs).
+LESSON3_HELP = [
+    "--dataset {auto,cifar10,digits} 'auto': CIFAR-10 when available",
+    "--batch_sizes N [N ...] the batches to run, each > 0: the first N test images, one forward and backward pass "
+    "each (default: [1, 64])",
+    "--seed SEED seed of the network's initial weights (default: 0)",
+]
+LESSON4_HELP = [
+    "--dataset {auto,cifar10,digits} 'auto': CIFAR-10 when available",
+    "--batch_size BATCH_SIZE images per step, > 0; the lesson used 1 (default: 64)",
+    "--epochs EPOCHS passes over the data, > 0; the lesson ran 20 (default: 3)",
+    "--learning_rates LR [LR ...] SGD's learning rates, each finite and > 0",
+    "(default: [0.01, 0.02])",
+    "--max_batches N train on the first N > 0 batches only; None: all",
+    "--accumulate K k > 0, the batches whose gradients are summed: at most the test split's number of batches "
+    "(default: 3)",
+    "--seed SEED seed of the network's initial weights (default: 0)",
+]
+
+
+@pytest.mark.parametrize(
+    ("lesson", "expected"),
+    [(lesson3_network_loss, LESSON3_HELP), (lesson4_optimizer, LESSON4_HELP)],
+    ids=["lesson3", "lesson4"],
+)
+def test_command_line_help(lesson, expected, capsys):
+    with pytest.raises(SystemExit) as exited:
+        lesson.main(["--help"])
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    script = pathlib.Path(lesson.__file__).name
+    assert printed.startswith(f"usage: {script} [-h] [--dataset {{auto,cifar10,digits}}]")
+    words = " ".join(printed.split())  # the help's layout depends on the terminal's width
+    assert " ".join(lesson.__doc__.split()) in words  # the whole docstring, with its run commands
+    for line in expected:
+        assert line in words
+
+
+def refused(lesson, argv, monkeypatch, capsys) -> str:
+    """What `lesson.main(argv)` prints on stderr when it exits with status 2, having loaded no data."""
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: pytest.fail("loaded data for a refused command line"))
+    with pytest.raises(SystemExit) as exited:
+        lesson.main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err  # one line
+    return err
+
+
+POSITIVE_INT = "expected an integer > 0"
+POSITIVE_FLOAT = "expected a finite number > 0"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch_sizes", "0"], f"argument --batch_sizes: {POSITIVE_INT}; got '0'"),
+        (["--batch_sizes", "8", "-1"], f"argument --batch_sizes: {POSITIVE_INT}; got '-1'"),
+        (["--batch_sizes", "2.5"], f"argument --batch_sizes: {POSITIVE_INT}; got '2.5'"),
+        (["--batch_sizes"], "argument --batch_sizes: expected at least one argument"),
+        (["--seed", "x"], "argument --seed: expected an integer; got 'x'"),
+        (
+            ["--dataset", "mnist"],
+            "argument --dataset: invalid choice: 'mnist' (choose from 'auto', 'cifar10', 'digits')",
+        ),
+        (["--epochs", "3"], "unrecognized arguments: --epochs 3"),
+    ],
+)
+def test_command_line_lesson3_refuses_nonsense(argv, message, monkeypatch, capsys):
+    err = refused(lesson3_network_loss, argv, monkeypatch, capsys)
+    assert err == f"lesson3_network_loss.py: error: {message} (--help lists the arguments)\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch_size", "0"], f"argument --batch_size: {POSITIVE_INT}; got '0'"),
+        (["--batch_size", "-3"], f"argument --batch_size: {POSITIVE_INT}; got '-3'"),
+        (["--batch_size", "1.5"], f"argument --batch_size: {POSITIVE_INT}; got '1.5'"),
+        (["--epochs", "0"], f"argument --epochs: {POSITIVE_INT}; got '0'"),
+        (["--epochs", "-1"], f"argument --epochs: {POSITIVE_INT}; got '-1'"),
+        (["--accumulate", "0"], f"argument --accumulate: {POSITIVE_INT}; got '0'"),
+        (["--max_batches", "0"], f"argument --max_batches: {POSITIVE_INT}; got '0'"),
+        (["--learning_rates", "nan"], f"argument --learning_rates: {POSITIVE_FLOAT}; got 'nan'"),
+        (["--learning_rates", "0.01", "inf"], f"argument --learning_rates: {POSITIVE_FLOAT}; got 'inf'"),
+        (["--learning_rates=-inf"], f"argument --learning_rates: {POSITIVE_FLOAT}; got '-inf'"),
+        (["--learning_rates", "-0.1"], f"argument --learning_rates: {POSITIVE_FLOAT}; got '-0.1'"),
+        (["--learning_rates", "0"], f"argument --learning_rates: {POSITIVE_FLOAT}; got '0'"),
+        (["--learning_rates", "fast"], f"argument --learning_rates: {POSITIVE_FLOAT}; got 'fast'"),
+        (["--seed", "1.5"], "argument --seed: expected an integer; got '1.5'"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_command_line_lesson4_refuses_nonsense(argv, message, monkeypatch, capsys):
+    err = refused(lesson4_optimizer, argv, monkeypatch, capsys)
+    assert err == f"lesson4_optimizer.py: error: {message} (--help lists the arguments)\n"
+
+
+def test_command_line_lesson4_refuses_more_accumulated_batches_than_the_data_holds(monkeypatch, capsys):
+    """The 355 test digits make 6 batches of 64: k = 7 would never step (before: "MultiSteps' weights disagree")."""
+    accumulated = []
+    monkeypatch.setattr(lesson4_optimizer, "train", lambda *args: None)
+    monkeypatch.setattr(lesson4_optimizer, "accumulation", lambda *args: accumulated.append(args[4:]))
+    lesson4_optimizer.main(["--dataset", "digits", "--batch_size", "64", "--accumulate", "6"])
+    assert accumulated == [(6, 64)]  # the most the digits hold
+
+    with pytest.raises(SystemExit) as exited:
+        lesson4_optimizer.main(["--dataset", "digits", "--batch_size", "64", "--accumulate", "7"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "lesson4_optimizer.py: error: argument --accumulate: expected at most 6, the batches of 64 in the 355 test "
+        "images; got 7 (--help lists the arguments)\n"
+    )
+
+
+def test_command_line_lesson4_as_a_script_refuses_a_nan_learning_rate():
+    result = subprocess.run(
+        [sys.executable, "experiments/lessons/lesson4_optimizer.py", "--learning_rates", "nan"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "lesson4_optimizer.py: error: argument --learning_rates: expected a finite number > 0; got 'nan' "
+        "(--help lists the arguments)\n"
+    )

@@ -10,8 +10,10 @@ Run from the repository root::
     python experiments/lessons/lesson1_losses.py
 """
 
+import argparse
 import pathlib
 import sys
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from experiments.lessons import side_by_side
+from experiments.lessons import _arguments, side_by_side
 from experiments.lessons.side_by_side import show
 from jaxloss import nn
 
@@ -121,8 +123,18 @@ def gradients(torch) -> None:
     )
 
 
-def main() -> None:
-    """Runs the lesson and prints its numbers (next to torch's where torch is installed)."""
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (None: `sys.argv`). The lesson takes no arguments; ``--help`` prints its docstring."""
+    return _arguments.lesson_parser(__doc__, __file__).parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Runs the lesson and prints its numbers (next to torch's where torch is installed).
+
+    Args:
+      argv: the command-line arguments (none are taken), None for `sys.argv`; pass ``[]`` from Python.
+    """
+    parse_args(argv)
     torch = _torch()
     print(
         f"Lesson 1: losses on toy tensors (JAX {jax.__version__}"

@@ -11,9 +11,11 @@ Run from the repository root::
     python experiments/lessons/lesson2_survey.py
 """
 
+import argparse
 import importlib.util
 import pathlib
 import sys
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +24,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from experiments.lessons import side_by_side
+from experiments.lessons import _arguments, side_by_side
 from experiments.lessons.side_by_side import show
 from jaxloss import nn
 
@@ -236,8 +238,18 @@ def tensorflow_forms(torch) -> None:
         show(f"  tf.nn.{name} (agrees with the formula)", tf_value)
 
 
-def main() -> None:
-    """Runs the survey and prints its numbers (next to torch's where torch is installed)."""
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (None: `sys.argv`). The lesson takes no arguments; ``--help`` prints its docstring."""
+    return _arguments.lesson_parser(__doc__, __file__).parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Runs the survey and prints its numbers (next to torch's where torch is installed).
+
+    Args:
+      argv: the command-line arguments (none are taken), None for `sys.argv`; pass ``[]`` from Python.
+    """
+    parse_args(argv)
     torch = _torch()
     print(
         f"Lesson 2: the loss survey (JAX {jax.__version__}"

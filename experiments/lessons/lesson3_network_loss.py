@@ -16,6 +16,7 @@ Run from the repository root::
 import argparse
 import pathlib
 import sys
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from experiments import datasets
+from experiments.lessons import _arguments
 from experiments.lessons.side_by_side import as_text, show, torch_installed
 from experiments.models import Tudui
 from experiments.torch_interop import tudui_params_from_torch, tudui_params_to_torch
@@ -66,16 +68,24 @@ loss_and_grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
 GRADIENT_RTOL = 1e-2
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (None: `sys.argv`); ``--help`` lists the arguments, a bad value exits with status 2."""
+    parser = _arguments.lesson_parser(__doc__, __file__)
     parser.add_argument(
         "--dataset",
         default="auto",
         choices=datasets.DATASET_NAMES,
         help="'auto': CIFAR-10 when available ($JAXLOSS_CIFAR10_DIR or tfds), else digits",
     )
-    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 64], help="the batches to run")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights")
+    parser.add_argument(
+        "--batch_sizes",
+        type=_arguments.positive_int,
+        nargs="+",
+        default=[1, 64],
+        metavar="N",
+        help="the batches to run, each > 0: the first N test images, one forward and backward pass each",
+    )
+    parser.add_argument("--seed", type=_arguments.integer, default=0, help="seed of the network's initial weights")
     return parser.parse_args(argv)
 
 
@@ -154,7 +164,8 @@ def show_gradients(grads, torch_grads=None) -> None:
             print(line)
 
 
-def main(argv=None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Runs the lesson on the command line's dataset and batch sizes (`parse_args`; ``[]`` for the defaults)."""
     args = parse_args(argv)
     dataset = datasets.load_dataset(args.dataset)
     print(f"Data: {dataset.description}")

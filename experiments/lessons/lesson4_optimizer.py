@@ -18,6 +18,7 @@ import argparse
 import functools
 import pathlib
 import sys
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,8 @@ if __package__ in (None, ""):  # run as a script: make the `experiments` package
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from experiments import datasets
-from experiments.input_pipeline import IGNORE_INDEX, epoch_batches
+from experiments.input_pipeline import IGNORE_INDEX, epoch_batches, num_batches
+from experiments.lessons import _arguments
 from experiments.lessons.lesson3_network_loss import (
     GRADIENT_RTOL,
     initial_params,
@@ -51,21 +53,48 @@ CHECKED_STEPS = 2
 WEIGHT_ROUNDING = 4 * float(np.finfo(np.float32).eps)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def argument_parser() -> _arguments.LessonArgumentParser:
+    """The lesson's command line; `main` also calls its `error` for an --accumulate that the data cannot fill."""
+    parser = _arguments.lesson_parser(__doc__, __file__)
     parser.add_argument(
         "--dataset",
         default="auto",
         choices=datasets.DATASET_NAMES,
         help="'auto': CIFAR-10 when available ($JAXLOSS_CIFAR10_DIR or tfds), else digits",
     )
-    parser.add_argument("--batch_size", type=int, default=64, help="the lesson used 1")
-    parser.add_argument("--epochs", type=int, default=3, help="the lesson ran 20")
-    parser.add_argument("--learning_rates", type=float, nargs="+", default=[0.01, 0.02])
-    parser.add_argument("--max_batches", type=int, default=None, help="train on the first N batches only")
-    parser.add_argument("--accumulate", type=int, default=3, help="k, the batches whose gradients are summed")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights")
-    return parser.parse_args(argv)
+    positive_int = _arguments.positive_int
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="images per step, > 0; the lesson used 1")
+    parser.add_argument("--epochs", type=positive_int, default=3, help="passes over the data, > 0; the lesson ran 20")
+    parser.add_argument(
+        "--learning_rates",
+        type=_arguments.positive_float,
+        nargs="+",
+        default=[0.01, 0.02],
+        metavar="LR",
+        help="SGD's learning rates, each finite and > 0: one training from the same weights each; the first one "
+        "also steps the gradient accumulation",
+    )
+    parser.add_argument(
+        "--max_batches",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train on the first N > 0 batches only; %(default)s: all",
+    )
+    parser.add_argument(
+        "--accumulate",
+        type=positive_int,
+        default=3,
+        metavar="K",
+        help="k > 0, the batches whose gradients are summed: at most the test split's number of batches",
+    )
+    parser.add_argument("--seed", type=_arguments.integer, default=0, help="seed of the network's initial weights")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (None: `sys.argv`); ``--help`` lists the arguments, a bad value exits with status 2."""
+    return argument_parser().parse_args(argv)
 
 
 def torch_batch(batch):
@@ -206,10 +235,19 @@ def weight_difference(ours, reference, before) -> float:
     return float(np.linalg.norm(ours - reference) / change)
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> None:
+    """Runs the lesson with the command line's settings (`parse_args`; ``[]`` for the defaults)."""
+    parser = argument_parser()
+    args = parser.parse_args(argv)
     dataset = datasets.load_dataset(args.dataset)
     print(f"Data: {dataset.description}")
+    # The accumulation takes its k batches from the start of the test split; with fewer, MultiSteps never steps.
+    available = num_batches(len(dataset.test_labels), args.batch_size)
+    if args.accumulate > available:
+        parser.error(
+            f"argument --accumulate: expected at most {available}, the batches of {args.batch_size} in the "
+            f"{len(dataset.test_labels)} test images; got {args.accumulate}"
+        )
     # The lesson trains on CIFAR10(train=False): the test split, in order.
     count = len(dataset.test_labels) if args.max_batches is None else args.max_batches * args.batch_size
     images, labels = dataset.test_images[:count], dataset.test_labels[:count]

@@ -13,8 +13,10 @@ Run from the repository root::
     python experiments/lessons/lesson5_gradients.py
 """
 
+import argparse
 import pathlib
 import sys
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make `jaxloss` and `experiment
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 import jaxloss.functional as F
+from experiments.lessons import _arguments
 from experiments.lessons.side_by_side import show, torch_installed
 
 
@@ -216,8 +219,18 @@ def softmax_jacobian(torch) -> None:
         print("  (positive on the diagonal, negative elsewhere, each column sums to 0)")
 
 
-def main() -> None:
-    """Runs the lesson's five steps, printing each gradient by JAX next to torch's."""
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (None: `sys.argv`). The lesson takes no arguments; ``--help`` prints its docstring."""
+    return _arguments.lesson_parser(__doc__, __file__).parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Runs the lesson's five steps, printing each gradient by JAX next to torch's.
+
+    Args:
+      argv: the command-line arguments (none are taken), None for `sys.argv`; pass ``[]`` from Python.
+    """
+    parse_args(argv)
     torch = _torch()
     print(
         f"Lesson 5: gradients by hand (JAX {jax.__version__}"

@@ -2,11 +2,23 @@
 
 Every lesson computes its numbers with jaxloss and JAX. Where torch is installed it runs the torch original too
 and `show` prints both and checks them; without torch the lessons still run and print the JAX side.
+
+This module is the lessons' helper, not a lesson: run as a script, it lists the lessons to run::
+
+    python experiments/lessons/side_by_side.py
 """
 
 import importlib.util
+import pathlib
+import sys
+from collections.abc import Sequence
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+from experiments.lessons import _arguments
 
 # float32 results of two libraries: equal up to rounding.
 RTOL, ATOL = 1e-5, 1e-6
@@ -48,3 +60,15 @@ def show(label: str, value, torch_value=None, *, lesson_printed: str | None = No
     if lesson_printed is not None:
         line += f"   [the lesson printed {lesson_printed}]"
     print(line)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Prints the lessons' commands (the module takes no arguments; `argv` None is `sys.argv`)."""
+    _arguments.lesson_parser(__doc__, __file__).parse_args(argv)
+    print("side_by_side.py is the lessons' helper, not a lesson. The lessons, run from the repository root:")
+    for lesson in sorted(pathlib.Path(__file__).parent.glob("lesson*.py")):
+        print(f"    python experiments/lessons/{lesson.name}")
+
+
+if __name__ == "__main__":
+    main()
