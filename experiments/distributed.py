@@ -13,7 +13,7 @@ assembles them into one global array without copying between hosts.
 Example (one host; on several, call `initialize_distributed` first)::
 
     mesh = data_mesh()                                  # all devices of all processes
-    check_batch_size(64, mesh)
+    check_batch_size(64, mesh.size)
     params = jax.device_put(params, replicated(mesh))
     opt_state = jax.device_put(optimizer.init(params), replicated(mesh))
     batches = epoch_batches(images, labels, 64, seed=seed, epoch=epoch, shard=process_rows())
@@ -96,12 +96,12 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-    """Raises ValueError unless the global `batch_size` splits evenly over the devices of `mesh`."""
-    if batch_size % mesh.size:
+def check_batch_size(batch_size: int, num_devices: int) -> None:
+    """Raises ValueError unless the global `batch_size` splits evenly over `num_devices` (e.g. ``mesh.size``)."""
+    if batch_size % num_devices:
         raise ValueError(
-            f"batch_size {batch_size} must be divisible by the number of devices ({mesh.size}): "
-            f"each device takes an equal slice of every batch. Use a multiple of {mesh.size}, or "
+            f"batch_size {batch_size} must be divisible by the number of devices ({num_devices}): "
+            f"each device takes an equal slice of every batch. Use a multiple of {num_devices}, or "
             f"fewer devices (num_devices)."
         )
 

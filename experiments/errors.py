@@ -1,8 +1,14 @@
-"""The errors a run reports to its user in one line, without a traceback: what went wrong and what to do."""
+"""The errors a run reports to its user in one line, without a traceback: what went wrong and what to do.
+
+`RunError` is their base. The command lines (`experiments/main.py`, `experiments/torch_reference.py`) turn them,
+and the built-in errors a user can fix (a full disk, ...), into that line and an exit status with
+`exit_on_user_errors`, and a --config override that names no field with `exit_on_config_flag_errors`.
+"""
 
 import contextlib
 import errno
 import os
+import re
 import sys
 from collections.abc import Iterator
 
@@ -42,7 +48,8 @@ def exit_on_user_errors(workdir: str | os.PathLike | None, *, resumable: bool) -
             a full disk then suggests.
 
     Raises:
-        SystemExit: for the errors above.
+        SystemExit: for the errors above: its `code` is the line when the status is 1 (Python prints it as it
+            exits), else the status (the line is printed first).
     """
     try:
         yield
@@ -68,5 +75,58 @@ def _os_error_message(error: OSError, workdir: str | os.PathLike | None, *, resu
 
 
 def _exit(message: str, code: int) -> None:
-    print(f"error: {' '.join(message.splitlines())}", file=sys.stderr)
+    line = f"error: {' '.join(message.splitlines())}"
+    if code == 1:
+        sys.exit(line)  # Python prints it on stderr and exits with status 1; `SystemExit` holds it for callers
+    print(line, file=sys.stderr)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def exit_on_config_flag_errors() -> Iterator[None]:
+    """Exits with one line for an error ml_collections raises while it reads --config and its overrides.
+
+    Such as an override that names no field (``--config.batch_sze=8``), which ml_collections raises as an
+    AttributeError or KeyError, with a traceback: while `experiments.cli` defines --config (with the default file)
+    or while absl parses the flags (with ``--config=file``). Put both, the import of `experiments.cli` and
+    `experiments.cli.run`, in this block. Errors that do not come from ml_collections' `config_flags` propagate.
+
+    Raises:
+        SystemExit: ``error: --config.batch_sze names no field of the config; did you mean --config.batch_size?``
+            (exit status 1).
+    """
+    try:
+        yield
+    except Exception as error:
+        if not _raised_by_config_flags(error):
+            raise
+        sys.exit(f"error: {_config_flag_message(error, sys.argv)}")  # printed on stderr; exit status 1
+
+
+def _raised_by_config_flags(error: BaseException) -> bool:
+    """Whether `error` comes from ml_collections' --config flag (a frame of its `config_flags` on the way)."""
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_globals.get("__name__", "").startswith("ml_collections.config_flags"):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _config_flag_message(error: BaseException, argv: list[str]) -> str:
+    """`error`, raised by ml_collections while it applied the --config.<field> overrides of `argv`, in one line."""
+    text = error
+    while isinstance(text, BaseException) and text.args:  # AttributeError(KeyError(message))
+        text = text.args[0]
+    message = str(text)
+    overrides = [match[1] for arg in argv if (match := re.match(r"--?(?:no)?config\.([^=]+)", arg))]
+    # ml_collections names the missing key ('batch_sze'), or for a field of a number the whole path.
+    lookup = re.search(r"Attempting to lookup: (\S+)", message)
+    key = lookup[1] if lookup else message.splitlines()[0].strip("'\"") if message else ""
+    field = next((name for name in overrides if key and (name == key or name.endswith(f".{key}"))), None)
+    if field is None:
+        return f"--config: {' '.join(message.split())}"
+    suggestion = re.search(r'Did you mean "([^"]+)"', message)
+    parent = field.rpartition(".")[0]
+    hint = f"; did you mean --config.{parent + '.' if parent else ''}{suggestion[1]}?" if suggestion else ""
+    return f"--config.{field} names no field of the config{hint}"

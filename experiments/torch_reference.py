@@ -4,13 +4,15 @@ Same data, same batches in the same order (`experiments.input_pipeline` with the
 (the JAX run's, exported with `experiments.torch_interop`), `torch.optim.SGD` with the same settings and
 `nn.CrossEntropyLoss()`; images go in as float32 NCHW scaled by 1/255 (torchvision's ToTensor). It prints the
 same per-epoch lines and writes the same `metrics.jsonl`, TensorBoard files (scalars and the config as
-hyperparameters) and plot to its own workdir.
+hyperparameters) and plot to its own workdir. Like the JAX run, it stops at the first NaN or infinite training
+loss, with a `FloatingPointError` that names the step.
 
 Run from the repository root::
 
     JAXLOSS_CIFAR10_DIR=path/to/cifar-10-batches-py python experiments/torch_reference.py --workdir runs/torch
 """
 
+import math
 import os
 import pathlib
 import sys
@@ -26,9 +28,13 @@ from torch import nn
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from experiments import cli, datasets, input_pipeline, metric_writers, plotting, reporting, train
+from experiments import datasets, errors, input_pipeline, metric_writers, plotting, reporting, train
 from experiments.torch_interop import tudui_params_to_torch
 from experiments.torch_tudui import TorchTudui
+
+with errors.exit_on_config_flag_errors():
+    # Defining --config reads the default config file and applies the --config.<field> overrides of sys.argv.
+    from experiments import cli
 
 
 def _torch_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,6 +46,10 @@ def _torch_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
     real = labels != input_pipeline.IGNORE_INDEX
     images = torch.from_numpy(images[real]).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
     return images.float().div(255), torch.from_numpy(labels[real]).long()
+
+
+class ConfigError(errors.RunError, ValueError):
+    """A setting the torch reference does not support."""
 
 
 def initial_model(init_key) -> TorchTudui:
@@ -79,17 +89,31 @@ def train_and_evaluate(
         The trained torch model.
 
     Raises:
-        ValueError: for a `compute_dtype` other than float32, or a multi-process (`distributed`) config.
+        FileExistsError: if `workdir` holds a run.
+        WorkdirInUseError: if another run holds `workdir`.
+        ConfigError: (a ValueError) for a setting `experiments.train.validate_config` refuses, a `compute_dtype`
+            other than float32, or a multi-process (`distributed`) config.
+        FloatingPointError: if the training loss becomes NaN or infinite; the message names the step.
     """
     workdir = pathlib.Path(workdir)
-    train.check_no_run(workdir)
+    train.validate_config(config, workdir)
     if config.compute_dtype != "float32" or config.distributed.enabled:
-        raise ValueError(
-            "the torch reference trains in float32 in one process: set compute_dtype='float32' and "
-            "distributed.enabled=False"
+        raise ConfigError(
+            "the torch reference trains in float32 in one process: set --config.compute_dtype=float32 and "
+            "--config.distributed.enabled=False"
         )
+    with train.lock_workdir(workdir):
+        train.check_no_run(workdir)
+        return _train(config, workdir, dataset)
+
+
+def _train(
+    config: ml_collections.ConfigDict, workdir: pathlib.Path, dataset: datasets.ImageDataset | None
+) -> nn.Module:
+    """`train_and_evaluate` in its workdir, once the config is checked and the workdir is held."""
     if dataset is None:
         dataset = train.load_data(config)
+    train.validate_config(config, workdir, train_size=len(dataset.train_labels))
     print(f"Data: {dataset.description}")
 
     init_key, data_key = train.seed_keys(config.seed)
@@ -114,13 +138,15 @@ def train_and_evaluate(
             batches = input_pipeline.epoch_batches(
                 dataset.train_images, dataset.train_labels, config.batch_size, seed=data_key, epoch=epoch
             )
-            for batch in tqdm.tqdm(
-                batches,
-                total=steps_per_epoch,
-                disable=None,
-                leave=False,
-                desc=f"epoch {epoch}/{config.num_epochs}",
-                unit="batch",
+            for batch_index, batch in enumerate(
+                tqdm.tqdm(
+                    batches,
+                    total=steps_per_epoch,
+                    disable=None,
+                    leave=False,
+                    desc=f"epoch {epoch}/{config.num_epochs}",
+                    unit="batch",
+                )
             ):
                 images, labels = _torch_batch(batch)
                 loss = loss_fn(model(images), labels)
@@ -129,6 +155,12 @@ def train_and_evaluate(
                 optimizer.step()
                 step += 1
                 value = loss.item()
+                if not math.isfinite(value):  # the JAX run's message (experiments.train), less its checkpoint
+                    raise FloatingPointError(
+                        f"the training loss is {value} at step {step} (epoch {epoch}, batch {batch_index + 1} of "
+                        f"{steps_per_epoch}): stopping; the torch reference saves no checkpoints. A new run with "
+                        "a smaller learning rate may help."
+                    )
                 summed_loss += value  # the lessons' running_loss, summed in float64 as the JAX run does
                 if step % config.log_every_steps == 0:
                     writer.write_scalars(step, {"train/loss": value})
@@ -160,11 +192,10 @@ def train_and_evaluate(
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
+    with errors.exit_on_user_errors(cli.WORKDIR.value, resumable=False):
         train_and_evaluate(cli.config_from_flags(), cli.WORKDIR.value)
-    except FileExistsError as error:
-        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":
-    cli.run(main, default_workdir="runs/tudui_torch")
+    with errors.exit_on_config_flag_errors():  # with --config=file, ml_collections reads it while absl parses the flags
+        cli.run(main, default_workdir="runs/tudui_torch")

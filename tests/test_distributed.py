@@ -24,7 +24,7 @@ def test_a_mesh_of_every_device_by_default():
     mesh = distributed.data_mesh()
     assert mesh.axis_names == (distributed.DATA_AXIS,) and mesh.size == jax.device_count()
     assert distributed.process_rows() == (0, 1)
-    distributed.check_batch_size(64, mesh)
+    distributed.check_batch_size(64, mesh.size)
 
 
 @pytest.mark.parametrize("num_devices", [0, jax.device_count() + 1])

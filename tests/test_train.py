@@ -1,10 +1,13 @@
 """The experiment (`experiments/`) on a tiny synthetic dataset: it learns, reports (the config as hyperparameters
 too), refuses to overwrite, stops at a NaN, and resumes a run killed mid-epoch to bitwise the result of an
-uninterrupted run."""
+uninterrupted run. It refuses a config that cannot work before writing anything, a second run in a workdir in use,
+and a resume that would drop epoch records; SIGINT and SIGTERM stop it with a checkpoint it resumes from."""
 
+import dataclasses
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +18,9 @@ import pytest
 from absl import flags
 from test_metric_writers import hparams_of, scalars_of, tensorboard_events
 
-from experiments import checkpointing, datasets, input_pipeline, reporting, train
+from experiments import checkpointing, datasets, input_pipeline, plotting, reporting, train
 from experiments.configs import default
+from experiments.errors import RunError
 
 # Importing the command line (experiments.cli) loads the default --config file, which ml_collections 1.1 does
 # with importlib's deprecated `load_module`: its warning, not ours.
@@ -148,7 +152,7 @@ def test_refuses_to_overwrite_a_run(uninterrupted, dataset):
     assert (workdir / reporting.METRICS_FILE).read_text() == before
 
 
-def test_command_line_refuses_to_overwrite_and_takes_shorthand_flags(uninterrupted):
+def test_command_line_refuses_to_overwrite_and_takes_shorthand_flags(uninterrupted, capsys):
     from experiments import cli, main  # defines the command line's flags
 
     workdir, _ = uninterrupted
@@ -156,8 +160,11 @@ def test_command_line_refuses_to_overwrite_and_takes_shorthand_flags(uninterrupt
         flags.FLAGS(["main.py", f"--workdir={workdir}", "--seed=7", "--dataset=digits"])
         config = cli.config_from_flags()
         assert (config.seed, config.dataset, config.learning_rate, config.batch_size) == (7, "digits", 0.01, 64)
-        with pytest.raises(SystemExit, match="already holds a run"):
+        with pytest.raises(SystemExit) as exited:
             main.main(["main.py"])
+        # One line, "error: ...", as the exit's message or on stderr; a non-zero status.
+        assert exited.value.code not in (0, None)
+        assert f"error: {workdir} already holds a run" in f"{exited.value.code}\n{capsys.readouterr().err}"
     finally:
         flags.FLAGS.unparse_flags()
 
@@ -284,3 +291,164 @@ def test_the_torch_reference_trains_in_step_with_the_jax_run(uninterrupted, data
     assert reporting.format_epoch(records[-1], 3) in capsys.readouterr().out
     assert_reported_to_tensorboard(tmp_path, small_config(), records)
     assert (tmp_path / train.PLOT_FILE).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.fixture
+def no_plot():
+    """No plot at the end of a run: it takes most of a short run's time (checked once, above)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plotting, "plot_curves", lambda *args, **kwargs: None)
+        yield
+
+
+def steps_calling(callback, at_call: int):
+    """A `train.make_steps` whose training step calls `callback()` once, before its `at_call`-th step."""
+    make_steps, called = train.make_steps, False
+
+    def make_steps_calling(config):
+        steps, calls = make_steps(config), 0
+
+        def train_step(*args):
+            nonlocal calls, called
+            calls += 1
+            if calls == at_call and not called:
+                called = True
+                callback()
+            return steps.train_step(*args)
+
+        return dataclasses.replace(steps, train_step=train_step)
+
+    return make_steps_calling
+
+
+@pytest.mark.usefixtures("no_plot")
+def test_two_runs_in_one_workdir_at_once_the_second_is_refused(dataset, tmp_path, monkeypatch):
+    # While the first run trains, a second one is started in its workdir, to resume it (which, without a
+    # checkpoint yet, would start afresh over the first one's files).
+    workdir = tmp_path / "run"
+    refusals = []
+
+    def start_a_second_run():
+        with pytest.raises(RunError) as refused:
+            train.train_and_evaluate(small_config(num_epochs=1), workdir, resume=True, dataset=dataset)
+        refusals.append(refused.value)
+
+    monkeypatch.setattr(train, "make_steps", steps_calling(start_a_second_run, at_call=2))
+    first = train.train_and_evaluate(small_config(num_epochs=1), workdir, dataset=dataset)
+
+    assert len(refusals) == 1 and isinstance(refusals[0], train.WorkdirInUseError)
+    assert str(refusals[0]).startswith(f"{workdir} is in use by pid {os.getpid()}")
+    assert [record["step"] for record in reporting.read_metrics(workdir)] == [6] == [first.step]
+    # The lock goes with the run: a run resumed after it takes the workdir.
+    monkeypatch.undo()
+    train.train_and_evaluate(small_config(num_epochs=2), workdir, resume=True, dataset=dataset)
+    assert len(reporting.read_metrics(workdir)) == 2
+
+
+def test_resume_without_a_checkpoint_keeps_the_epoch_records(uninterrupted, dataset, tmp_path):
+    # A run whose checkpoints are gone (deleted by hand, or never written), and its metrics.
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    shutil.copy(uninterrupted[0] / reporting.METRICS_FILE, workdir)
+    before = (workdir / reporting.METRICS_FILE).read_text()
+    message = (
+        f"cannot resume the run in {workdir}: it has no checkpoint left, and {workdir / reporting.METRICS_FILE} "
+        "holds 3 epoch record(s) that starting from the beginning would drop. Move that file away"
+    )
+    with pytest.raises(train.RunExistsError, match=re.escape(message)):
+        train.train_and_evaluate(small_config(), workdir, resume=True, dataset=dataset)
+    assert (workdir / reporting.METRICS_FILE).read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 64}, "batch_size"),  # more than the 44 training images
+        ({"num_epochs": 0}, "num_epochs"),
+        ({"checkpoint_every_steps": 0}, "checkpoint_every_steps"),
+        ({"log_every_steps": 0}, "log_every_steps"),
+        ({"max_checkpoints_to_keep": 0}, "max_checkpoints_to_keep"),  # kept none
+        ({"max_checkpoints_to_keep": -1}, "max_checkpoints_to_keep"),  # an orbax traceback
+        ({"seed": -1}, "seed"),  # the key of seed 2**32 - 1
+        ({"seed": 2**32}, "seed"),  # the key of seed 0
+        ({"seed": 2**40}, "seed"),  # the key of seed 0
+        ({"momentum": -0.5}, "momentum"),
+        ({"num_devices": 0}, "num_devices"),
+    ],
+    ids=lambda value: "-".join(f"{key}={value}" for key, value in value.items()) if isinstance(value, dict) else None,
+)
+def test_a_config_that_cannot_work_is_refused_before_anything_is_written(dataset, tmp_path, overrides, field):
+    workdir = tmp_path / "run"
+    with pytest.raises(train.ConfigError, match=rf"^config\.{field} "):
+        train.train_and_evaluate(small_config(**overrides), workdir, dataset=dataset)
+    assert not workdir.exists()  # so the fixed command starts afresh
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1])
+def test_the_seeds_jax_takes_exactly_are_accepted(tmp_path, seed):
+    train.validate_config(small_config(seed=seed), tmp_path, train_size=44)
+    assert not (tmp_path / reporting.METRICS_FILE).exists()
+
+
+def test_a_workdir_that_is_empty_or_a_file_is_refused(dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where pathlib.Path("") would put the run
+    with pytest.raises(train.ConfigError, match="the workdir is an empty string"):
+        train.train_and_evaluate(small_config(), "", dataset=dataset)
+    file = tmp_path / "notes.txt"
+    file.write_text("not a directory")
+    for workdir in (file, file / "run"):
+        with pytest.raises(train.ConfigError, match=f"the workdir {re.escape(str(workdir))} cannot be a directory"):
+            train.train_and_evaluate(small_config(), workdir, dataset=dataset)
+    assert file.read_text() == "not a directory"
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
+
+
+class SignalReachedTheTest(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "at_call", "stopped_at", "where"),
+    [
+        # Sent during step 9 (epoch 2, batch 3): the run saves step 9's checkpoint (not a checkpoint step) and stops.
+        (signal.SIGTERM, 9, 9, "epoch 2, batch 3 of 6"),
+        # Sent during the last step of epoch 1: the run ends the epoch (evaluation, record, checkpoint) and stops.
+        (signal.SIGINT, 6, 6, "the end of epoch 1"),
+    ],
+    ids=["SIGTERM", "SIGINT"],
+)
+@pytest.mark.usefixtures("no_plot")
+def test_a_signal_stops_the_run_with_a_checkpoint_and_it_resumes(
+    uninterrupted, dataset, tmp_path, monkeypatch, signal_number, at_call, stopped_at, where
+):
+    _, expected = uninterrupted
+    workdir = tmp_path / "run"
+
+    def the_tests_handler(number, frame):  # what the signal would reach without the run's handler
+        raise SignalReachedTheTest(signal.Signals(number).name)
+
+    monkeypatch.setattr(train, "make_steps", steps_calling(lambda: signal.raise_signal(signal_number), at_call))
+    previous = signal.signal(signal_number, the_tests_handler)
+    try:
+        with pytest.raises(train.Interrupted) as stopped:
+            train.train_and_evaluate(small_config(), workdir, dataset=dataset)
+        assert signal.getsignal(signal_number) is the_tests_handler  # the run's handler is gone with it
+    finally:
+        signal.signal(signal_number, previous)
+    monkeypatch.undo()
+
+    name = signal.Signals(signal_number).name
+    assert str(stopped.value) == (
+        f"stopped by {name} after step {stopped_at} ({where}), whose checkpoint is saved. "
+        f"Continue the run with: python experiments/main.py --workdir {workdir} --resume"
+    )
+    assert stopped.value.exit_code == {signal.SIGINT: 130, signal.SIGTERM: 143}[signal_number]
+    assert checkpointing.checkpoint_steps(workdir)[-1] == stopped_at
+    assert [record["step"] for record in reporting.read_metrics(workdir)] == [6]
+
+    resumed = train.train_and_evaluate(small_config(), workdir, resume=True, dataset=dataset)
+    assert resumed.step == expected.step
+    assert_trees_equal(resumed.params, expected.params)
+    assert_trees_equal(resumed.opt_state, expected.opt_state)
+    assert without_timing(reporting.read_metrics(workdir)) == without_timing(expected.records)

@@ -22,7 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
     # The global batch: split evenly over the devices (see num_devices), so it must divide by their number.
     config.batch_size = 64
     config.num_epochs = 10
-    # Seeds the initial weights and every epoch's shuffle: the same seed gives the same numbers.
+    # Seeds the initial weights and every epoch's shuffle: the same seed gives the same numbers. An integer in
+    # [0, 2**32 - 1], the seeds jax.random.key takes exactly (experiments.train.validate_config refuses others).
     config.seed = 0
 
     # 'auto' picks CIFAR-10 when it is available (torchvision's files in cifar10_dir or the JAXLOSS_CIFAR10_DIR
@@ -52,7 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     # A checkpoint at the end of every epoch and every `checkpoint_every_steps` steps within one, so a run
     # killed mid-epoch repeats at most that many steps (200 steps of batch 64: about 15 s on a 2-core CPU).
+    # Ctrl-C and SIGTERM checkpoint the step they stop at. Counts (batch, epochs, steps, checkpoints) are >= 1.
     config.checkpoint_every_steps = 200
+    # The newest checkpoints kept: more let a run resume from an older one if the newest is damaged (--resume
+    # passes over damaged ones; --resume_step picks one).
     config.max_checkpoints_to_keep = 3
     # The training loss goes to TensorBoard every this many steps (and every epoch's summary always).
     config.log_every_steps = 50
