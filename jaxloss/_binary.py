@@ -9,9 +9,10 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _subgradients
+from jaxloss._jit import typed_jit
 from jaxloss._reduction import reduce
-from jaxloss._typing import Reduction, typed_jit
+from jaxloss._typing import Reduction
 
 # torch's `EPSILON` in its binary_cross_entropy backward (ATen Loss.cpp) is a C++ `float`: in float64 the
 # denominator floor is float32(1e-12) = 9.99999996e-13, which gives torch's -1000000003995.8 at x = 0, t = 1.
@@ -32,17 +33,6 @@ def _log_sigmoid(x: jax.Array) -> jax.Array:
 _log_sigmoid.defjvps(lambda tangent, _, x: tangent * jax.nn.sigmoid(-x))
 
 
-def _linear(*pairs: tuple[jax.Array, jax.Array | SymbolicZero]) -> jax.Array:
-    """``Σ coefficient · tangent`` over the (coefficient, tangent) pairs whose tangent is not a symbolic zero.
-
-    The JVP rules below are linear in the tangents, so JAX's transpose of them multiplies the cotangent by the
-    same coefficients: torch's backward formulas. Skipping symbolic zeros matters: a coefficient can be infinite
-    (``-logit(0)``), and ``inf * 0`` would poison the gradient of an argument that is not even differentiated.
-    """
-    terms = [coefficient * tangent for coefficient, tangent in pairs if not isinstance(tangent, SymbolicZero)]
-    return functools.reduce(jnp.add, terms)
-
-
 @jax.custom_jvp
 def _bce_elements(input: jax.Array, target: jax.Array) -> jax.Array:
     """torch's CPU kernel: ``(t - 1) max(log1p(-x), -100) - t max(log x, -100)``, each log clamped at -100."""
@@ -59,7 +49,7 @@ def _bce_elements_jvp(
     d_input = (input - target) / jnp.maximum((1 - input) * input, _BCE_EPSILON.astype(input.dtype))
     # torch's binary_cross_entropy_target_backward: -logit(x), not the clamped logs (±inf at x = 0 and 1).
     d_target = -jnp.log(input / (1 - input))
-    return _bce_elements(input, target), _linear((d_input, tangents[0]), (d_target, tangents[1]))
+    return _bce_elements(input, target), _subgradients.tangent_sum((d_input, tangents[0]), (d_target, tangents[1]))
 
 
 @typed_jit(static_argnames=("reduction",))
@@ -162,12 +152,14 @@ def _logits_elements_jvp(
     if pos_weight is None:
         d_input = jax.nn.sigmoid(input) - target
         d_target = -input
-        return value, _linear((d_input, tangents[0]), (d_target, tangents[1]))
+        return value, _subgradients.tangent_sum((d_input, tangents[0]), (d_target, tangents[1]))
     weighted_target = pos_weight * target
     d_input = (weighted_target + 1 - target) * jax.nn.sigmoid(input) - weighted_target
     d_target = _log_sigmoid(-input) - _log_sigmoid(input) * pos_weight
     d_pos_weight = -target * _log_sigmoid(input)  # not differentiable in torch: the exact derivative
-    return value, _linear((d_input, tangents[0]), (d_target, tangents[1]), (d_pos_weight, tangents[2]))
+    return value, _subgradients.tangent_sum(
+        (d_input, tangents[0]), (d_target, tangents[1]), (d_pos_weight, tangents[2])
+    )
 
 
 @typed_jit(static_argnames=("reduction",))

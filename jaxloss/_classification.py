@@ -3,22 +3,24 @@
 Both reduce per-position losses built by `index_losses` (class-index targets) or `probability_losses`
 (cross_entropy's class-probability targets). `class_axis`, `check_index_target`, `check_class_weight`,
 `index_failures`, `index_losses`, `IndexLosses`, `reduce_index_losses`, `probability_losses`,
-`label_smoothing_option` and `cross_entropy_with_failures` are meant for reuse by other modules (a fused
-`linear_cross_entropy` computes logits chunk by chunk and feeds them to `index_losses`).
+`LABEL_SMOOTHING`, `known_real`, `needs_smoothing` and `cross_entropy_with_failures` are meant for reuse by other
+modules (a fused `linear_cross_entropy` computes logits chunk by chunk and feeds them to `index_losses`).
 """
 
-import math
+import numbers
 import operator
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
+from jaxloss._jit import FloatOption, typed_jit
 from jaxloss._reduction import reduce
-from jaxloss._typing import Reduction, typed_jit
+from jaxloss._typing import Reduction
 
 
 def class_axis(loss: str, input_shape: tuple[int, ...], axis: int | None) -> int:
@@ -88,9 +90,44 @@ def _at_least(target: jax.Array, value: int) -> jax.Array:
     return jnp.zeros(target.shape, bool)
 
 
-def _per_class(label_smoothing: float, num_classes: int) -> float:
-    """``ε / C``, as torch computes it in double precision: infinite without classes (C = 0)."""
-    return label_smoothing / num_classes if num_classes else math.inf
+# torch's ε, compiled as data: torch raises for `ε > 1` (so NaN passes) and skips smoothing for ε <= 0 or NaN.
+LABEL_SMOOTHING = FloatOption(
+    "label_smoothing", "at most 1.0", lambda smoothing: (smoothing <= 1) | (smoothing != smoothing)
+)
+
+
+def known_real(value: object) -> float | None:
+    """The value of a real scalar option if it is known now (a Python or NumPy number, or a concrete 0-dim JAX
+    array), else None: a traced value, or anything that is not a real scalar (`typed_jit`'s screen names those)."""
+    if isinstance(value, jax.Array):
+        value = _checks.concrete_value(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return float(value)
+    return None
+
+
+def needs_smoothing(label_smoothing: object) -> bool:
+    """A loss's static `with_smoothing` for ε = `label_smoothing`: whether to compile the smoothing term.
+
+    False for a value known to be <= 0 or NaN (torch then skips the term: no class reduction is compiled),
+    True for a positive one and for a traced one (whose smoothing, if any, is decided in the computation). So
+    the default ε = 0 compiles without the term, and every positive Python value shares one compilation with it.
+    """
+    known = known_real(label_smoothing)
+    return known is None or known > 0
+
+
+def _smoothing(label_smoothing: jax.Array | float, num_classes: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(on, ε, ε / C)`` for torch's effective ε: ε where ε > 0 (`on`), else 0 (ε <= 0 or NaN: no smoothing).
+
+    ``ε / C`` is infinite without classes (C = 0), as torch computes it, and 0 where smoothing is off.
+    (An integer ε comes out as a float.)
+    """
+    on = jnp.asarray(label_smoothing) > 0
+    smoothing = jnp.where(on, label_smoothing, 0.0)  # 0 for a NaN ε, with a zero derivative there
+    return on, smoothing, jnp.where(on, smoothing / num_classes, 0.0)
 
 
 def _index_target_masks(target: jax.Array, num_classes: int, ignore_index: int) -> tuple[jax.Array, jax.Array]:
@@ -116,7 +153,8 @@ class IndexLosses(NamedTuple):
 
     Attributes:
       nll: ``w_t · (−lp_t)``; 0 where the target is ignored, NaN where it is out of range.
-      smooth: ``Σ_c w_c · (−lp_c)``, the label-smoothing term; 0 where ignored. None without smoothing.
+      smooth: ``Σ_c w_c · (−lp_c)``, the label-smoothing term; 0 where ignored, and everywhere (with zero
+        derivatives) when ε <= 0. None without smoothing.
       weights: ``w_t``, the weight each position adds to ``'mean'``'s denominator; 0 where ignored.
     """
 
@@ -148,7 +186,7 @@ def index_losses(
     *,
     normalize: bool,
     ignore_index: int,
-    with_smoothing: bool,
+    label_smoothing: jax.Array | float | None,
     axis: int,
 ) -> IndexLosses:
     r"""Per-position loss parts of class-index targets; `reduce_index_losses` mixes and reduces them as torch.
@@ -182,7 +220,8 @@ def index_losses(
       weight: optional ``(C,)`` class weights of `scores`' dtype.
       normalize: whether `scores` are logits (True) or log-probabilities (False).
       ignore_index: the target value to skip; any int.
-      with_smoothing: whether to compute the `smooth` part (torch computes it only for ε > 0).
+      label_smoothing: ε, or None not to compute the `smooth` part at all (torch computes it only for ε > 0).
+        Where ε <= 0 (or NaN), a traced ε, the part is 0 and passes no NaN or infinity into any derivative.
       axis: the non-negative class axis of `scores`.
 
     Returns:
@@ -214,23 +253,29 @@ def index_losses(
     # cotangent (an all-ignored 'mean' divides by 0) or infinite log-probabilities.
     nll = _checks.nan_where(out_of_range, jnp.where(ignored, 0, nll))
     smooth = None
-    if with_smoothing:
-        class_sum = _class_sum(shifted, weight, axis)
+    if label_smoothing is not None:
+        on = jnp.asarray(label_smoothing) > 0
+        # Where smoothing is off, the part is unused (see `reduce_index_losses`) but still differentiated, with a
+        # zero cotangent: the selects below stop that cotangent before it meets an infinite value (a -inf logit
+        # gives 0 · inf = NaN in the weight's derivative, a -inf sum NaN in 'mean''s denominator).
+        smooth_weight = None if weight is None else jnp.where(on, weight, 0)
+        class_sum = _class_sum(shifted, smooth_weight, axis)
         if normalize:
-            class_sum = class_sum - log_normalizer * (num_classes if weight is None else jnp.sum(weight))
-        smooth = jnp.where(ignored, 0, -class_sum)
+            class_sum = class_sum - log_normalizer * (num_classes if smooth_weight is None else jnp.sum(smooth_weight))
+        smooth = jnp.where(ignored | ~on, 0, -class_sum)
     return IndexLosses(nll, smooth, weights)
 
 
 def reduce_index_losses(
-    parts: IndexLosses, reduction: Reduction, label_smoothing: float, num_classes: int
+    parts: IndexLosses, reduction: Reduction, label_smoothing: jax.Array | float, num_classes: int
 ) -> jax.Array:
     """torch's reduction of `index_losses`' parts: ``(1 − ε) · R(nll) + ε / C · R(smooth)``.
 
     ``R`` is the reduction: ``'none'`` keeps the positions, ``'sum'`` sums them, ``'mean'`` divides the sum by
     the total weight ``Σ weights`` of the kept targets. Each part is reduced on its own before they are mixed,
     as in torch: a zero total weight gives NaN (0 / 0 in the `nll` part) even where the smoothing part is
-    positive.
+    positive. Without a `smooth` part, or where ε <= 0 (or NaN), the result is ``R(nll)``, and the derivative
+    with respect to ε is 0.
     """
 
     def reduce_part(values: jax.Array) -> jax.Array:
@@ -241,42 +286,53 @@ def reduce_index_losses(
     loss = reduce_part(parts.nll)
     if parts.smooth is None:
         return loss
-    return (1 - label_smoothing) * loss + _per_class(label_smoothing, num_classes) * reduce_part(parts.smooth)
+    on, smoothing, per_class = _smoothing(label_smoothing, num_classes)
+    # The select, not the sum alone, keeps an unused smoothing part out of the value and its forward derivative
+    # (0 · inf = NaN); `index_losses` keeps it out of the reverse one.
+    return jnp.where(on, (1 - smoothing) * loss + per_class * reduce_part(parts.smooth), loss)
 
 
 def probability_losses(
-    log_probs: jax.Array, target: jax.Array, weight: jax.Array | None, label_smoothing: float, axis: int
+    log_probs: jax.Array,
+    target: jax.Array,
+    weight: jax.Array | None,
+    label_smoothing: jax.Array | float | None,
+    axis: int,
 ) -> jax.Array:
     r"""Per-position losses of class-probability targets: ``-Σ_c w_c p_c lp_c``, with ``p`` mixed with the
-    uniform distribution, ``p (1 - ε) + ε / C``, under label smoothing (torch's order of products)."""
-    if label_smoothing:
-        target = target * (1 - label_smoothing) + _per_class(label_smoothing, log_probs.shape[axis])
+    uniform distribution, ``p (1 - ε) + ε / C``, under label smoothing (torch's order of products): for ε > 0;
+    ε None (nothing compiled), <= 0 or NaN leaves ``p`` as it is."""
+    if label_smoothing is not None:
+        on, smoothing, per_class = _smoothing(label_smoothing, log_probs.shape[axis])
+        target = jnp.where(on, target * (1 - smoothing) + per_class, target)
     return -_class_sum(log_probs * target, weight, axis)
 
 
-def label_smoothing_option(loss: str, value: float) -> float:
-    """torch's ε: at most 1, and values <= 0 (or NaN) mean no smoothing at all (torch 2.13 ignores them)."""
-    smoothing = _checks.float_option(loss, "label_smoothing", value)
-    _checks.check_option(loss, "label_smoothing", value, not smoothing > 1, "at most 1.0")
-    return smoothing if smoothing > 0 else 0.0
-
-
-@typed_jit(static_argnames=("ignore_index", "reduction", "label_smoothing", "axis"))
+@typed_jit(static_argnames=("ignore_index", "reduction", "axis", "with_smoothing"), float_options=(LABEL_SMOOTHING,))
 def cross_entropy_with_failures(
     input: ArrayLike,
     target: ArrayLike,
     weight: ArrayLike | None,
     ignore_index: int,
     reduction: Reduction,
-    label_smoothing: float,
+    label_smoothing: jax.Array | float,
     axis: int | None,
+    *,
+    with_smoothing: bool,
 ) -> tuple[jax.Array, _checks.Failures]:
-    """cross_entropy's checks and fused computation; returns ``(loss, failures)``."""
+    """cross_entropy's checks and fused computation; returns ``(loss, failures)``.
+
+    `with_smoothing` is `needs_smoothing(label_smoothing)`: without it ε is known to be <= 0 (or NaN) and unused,
+    and neither the smoothing term nor ε's range check is compiled.
+    """
     name = "cross_entropy"
     input, target = jnp.asarray(input), jnp.asarray(target)
     _checks.check_reduction(name, reduction)
     ignore_index = _checks.int_option(name, "ignore_index", ignore_index)
-    label_smoothing = label_smoothing_option(name, label_smoothing)
+    # ε > 1 traced: a value check (a known one raised before the call), failing the whole loss.
+    smoothing = jnp.asarray(label_smoothing) if with_smoothing else None
+    option_failures = {} if smoothing is None else LABEL_SMOOTHING.failures(smoothing)
+    option_failed = _checks.any_failed(option_failures)
     input_dtype = _checks.floating_dtype(name, input=input)
     axis = class_axis(name, input.shape, axis)
     num_classes = input.shape[axis]
@@ -301,13 +357,19 @@ def cross_entropy_with_failures(
         )
         input, target = _checks.cast_for_computation(dtype, input, target)
         weight = _checks.cast_optional_for_computation(dtype, weight)
-        losses = probability_losses(jax.nn.log_softmax(input, axis), target, weight, label_smoothing, axis)
+        if smoothing is not None:
+            input, target = (_checks.nan_derivatives_if(option_failed, a) for a in (input, target))
+            weight = _checks.nan_derivatives_if(option_failed, weight)
+            smoothing = _checks.nan_derivatives_if(option_failed, smoothing)
+        losses = probability_losses(jax.nn.log_softmax(input, axis), target, weight, smoothing, axis)
         if reduction == "mean":
             # Divide by the number of positions; torch gives NaN for any empty input (even with C = 0).
             loss = jnp.sum(losses) / (losses.size if input.size else 0)
         else:
             loss = reduce(losses, reduction)
-        return loss.astype(dtype), {}
+        if smoothing is not None:
+            loss = _checks.nan_where(option_failed, loss)
+        return loss.astype(dtype), option_failures
 
     index_shape = input.shape[:axis] + input.shape[axis + 1 :]
     if jnp.issubdtype(target.dtype, jnp.inexact) and target.shape != index_shape:
@@ -321,20 +383,21 @@ def cross_entropy_with_failures(
         _checks.check_same_dtype(name, "input", input, "weight", weight)
     (input,) = _checks.cast_for_computation(input_dtype, input)
     weight = _checks.cast_optional_for_computation(input_dtype, weight)
-    failures = index_failures(target, num_classes, ignore_index)
+    failures = {**option_failures, **index_failures(target, num_classes, ignore_index)}
     failed = _checks.any_failed(failures)
     input = _checks.nan_derivatives_if(failed, input)
     weight = _checks.nan_derivatives_if(failed, weight)
+    if smoothing is None:
+        parts = index_losses(
+            input, target, weight, normalize=True, ignore_index=ignore_index, label_smoothing=None, axis=axis
+        )
+        return reduce_index_losses(parts, reduction, 0.0, num_classes).astype(input_dtype), failures
+    smoothing = _checks.nan_derivatives_if(failed, smoothing)
     parts = index_losses(
-        input,
-        target,
-        weight,
-        normalize=True,
-        ignore_index=ignore_index,
-        with_smoothing=label_smoothing > 0,
-        axis=axis,
+        input, target, weight, normalize=True, ignore_index=ignore_index, label_smoothing=smoothing, axis=axis
     )
-    return reduce_index_losses(parts, reduction, label_smoothing, num_classes).astype(input_dtype), failures
+    loss = _checks.nan_where(option_failed, reduce_index_losses(parts, reduction, smoothing, num_classes))
+    return loss.astype(input_dtype), failures
 
 
 def cross_entropy(
@@ -343,7 +406,7 @@ def cross_entropy(
     weight: ArrayLike | None = None,
     ignore_index: int = -100,
     reduction: Reduction = "mean",
-    label_smoothing: float = 0.0,
+    label_smoothing: float | jax.Array = 0.0,
     *,
     axis: int | None = None,
 ) -> jax.Array:
@@ -379,7 +442,12 @@ def cross_entropy(
 
     Class indices outside ``[0, C)`` other than `ignore_index` raise `ValueError` eagerly; under `jax.jit`
     or `jax.vmap`, where values are unknown, the loss is NaN at those positions (and so ``'mean'``/``'sum'``
-    are NaN), and every element of the gradients is NaN.
+    are NaN), and every element of the gradients is NaN. Likewise ε > 1: `ValueError` when its value is known,
+    else a loss that is NaN everywhere, with NaN gradients.
+
+    ε is data, not a static option: every Python value shares one compilation (two in all: ε <= 0, known
+    before the call, compiles without the smoothing term), and ε may be traced, batched or differentiated.
+    The derivative with respect to ε is that of the formulas above for ε > 0, and 0 for ε <= 0.
 
     Args:
       input: logits of shape ``(N, C)``, ``(N, C, d1, ..., dk)`` or unbatched ``(C,)`` (classes on `axis`).
@@ -390,7 +458,8 @@ def cross_entropy(
       ignore_index: target value whose positions are skipped (any int). With probability targets it must stay
         negative (torch rejects any value >= 0).
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
-      label_smoothing: ε, at most 1.
+      label_smoothing: ε, at most 1 (<= 0 or NaN: no smoothing): a Python number or a real JAX scalar (may be
+        traced, batched with `jax.vmap`, or differentiated).
       axis: keyword-only jaxloss extra: the class axis. None is torch's layout (1, or 0 for a 1-D `input`);
         e.g. ``axis=-1`` takes channels-last logits ``(N, ..., C)`` with a ``(N, ...)`` target, no transpose.
 
@@ -399,14 +468,29 @@ def cross_entropy(
       scalar; in `input`'s dtype (promoted with a probability target's and `weight`'s dtype).
 
     Example:
-      >>> import jax.numpy as jnp
+      >>> import jax, jax.numpy as jnp
       >>> from jaxloss.functional import cross_entropy
       >>> cross_entropy(jnp.array([[0.1, 0.2, 0.3]]), jnp.array([1]))
       Array(1.1019..., dtype=float32)
+      >>> logits, labels = jnp.array([[2.0, 0.5, -1.0]]), jnp.array([0])
+      >>> cross_entropy(logits, labels, label_smoothing=0.1)
+      Array(0.3913..., dtype=float32)
+      >>> # d/dε = mean_c(−lp_c) − (−lp_t): here the mean of x_t − x_c, 1.5
+      >>> jax.grad(lambda eps: cross_entropy(logits, labels, label_smoothing=eps))(0.1)
+      Array(1.5..., dtype=float32, weak_type=True)
     """
     return _checks.raise_failed(
         "cross_entropy",
-        *cross_entropy_with_failures(input, target, weight, ignore_index, reduction, label_smoothing, axis),
+        *cross_entropy_with_failures(
+            input,
+            target,
+            weight,
+            ignore_index,
+            reduction,
+            label_smoothing,
+            axis,
+            with_smoothing=needs_smoothing(label_smoothing),
+        ),
     )
 
 
@@ -437,7 +521,7 @@ def _nll_loss(
     input = _checks.nan_derivatives_if(failed, input)
     weight = _checks.nan_derivatives_if(failed, weight)
     parts = index_losses(
-        input, target, weight, normalize=False, ignore_index=ignore_index, with_smoothing=False, axis=axis
+        input, target, weight, normalize=False, ignore_index=ignore_index, label_smoothing=None, axis=axis
     )
     return reduce_index_losses(parts, reduction, 0.0, input.shape[axis]).astype(dtype), failures
 

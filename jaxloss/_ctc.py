@@ -9,8 +9,9 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks
+from jaxloss._jit import typed_jit
 from jaxloss._reduction import reduce
-from jaxloss._typing import Lengths, Reduction, typed_jit
+from jaxloss._typing import Lengths, Reduction
 
 _LOSS = "ctc_loss"
 _NEG_INF = -jnp.inf

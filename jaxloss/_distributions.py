@@ -1,18 +1,19 @@
 """Distribution losses: kl_div, poisson_nll_loss, gaussian_nll_loss."""
 
-import functools
 import math
 import warnings
 from typing import get_args
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 from jax.scipy.special import xlogy
 from jax.typing import ArrayLike
 
-from jaxloss import _checks
+from jaxloss import _checks, _subgradients
+from jaxloss._jit import FloatOption, typed_jit
 from jaxloss._reduction import reduce
-from jaxloss._typing import KLDivReduction, Reduction, typed_jit
+from jaxloss._typing import KLDivReduction, Reduction
 
 _KL_REDUCTIONS = get_args(KLDivReduction)
 
@@ -92,13 +93,13 @@ def kl_div(
     return _kl_div(input, target, reduction, log_target)
 
 
-@typed_jit(static_argnames=("log_input", "full", "eps", "reduction"))
+@typed_jit(static_argnames=("log_input", "full", "reduction"), float_options=(FloatOption("eps"),))
 def poisson_nll_loss(
     input: ArrayLike,
     target: ArrayLike,
     log_input: bool = True,
     full: bool = False,
-    eps: float = 1e-8,
+    eps: float | jax.Array = 1e-8,
     reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Poisson negative log-likelihood, as `torch.nn.functional.poisson_nll_loss`.
@@ -122,7 +123,8 @@ def poisson_nll_loss(
         without `full`.
       log_input: whether `input` is the log of the rate.
       full: whether to add the Stirling approximation of ``log(t!)``.
-      eps: added to the rate before its log when ``log_input=False``; unused otherwise.
+      eps: added to the rate before its log when ``log_input=False`` (unused otherwise): any real number, a
+        Python number or a real JAX scalar (which may be traced, batched with `jax.vmap`, or differentiated).
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
     Returns:
@@ -137,7 +139,6 @@ def poisson_nll_loss(
       Array(2.4823632, dtype=float32)
     """
     _checks.check_reduction("poisson_nll_loss", reduction)
-    eps = _checks.float_option("poisson_nll_loss", "eps", eps)
     # torch's Stirling term (full=True) subtracts the target, which torch refuses for a boolean one.
     booleans = ("input",) if full else ("input", "target")
     dtype = _checks.floating_dtype(
@@ -157,7 +158,8 @@ def poisson_nll_loss(
     if log_input:
         loss = jnp.exp(input) - target * input
     else:
-        loss = input - target * jnp.log(input + eps)
+        # eps in the rate's dtype, as torch's Python-number eps (a JAX scalar of another dtype promotes nothing).
+        loss = input - target * jnp.log(input + jnp.asarray(eps, input.dtype))
     if full:
         stirling = target * jnp.log(target) - target + 0.5 * jnp.log(2 * math.pi * target)
         # torch's masked_fill: the same NaN-through-a-zero-cotangent target gradient where t <= 0.
@@ -165,20 +167,26 @@ def poisson_nll_loss(
     return reduce(loss, reduction).astype(dtype)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _straight_through_clamp_min(x: jax.Array, minimum: float) -> jax.Array:
-    """``max(x, minimum)`` (NaN propagates) whose derivative is the identity's everywhere: torch clamps
+@jax.custom_jvp
+def _straight_through_clamp_min(x: jax.Array, minimum: jax.Array) -> jax.Array:
+    """``max(x, minimum)`` (NaN propagates) whose derivative in `x` is the identity's everywhere: torch clamps
     `var` in place under `no_grad`, so its gradient reaches `var` as if unclamped. Unlike
-    ``x + stop_gradient(max(x, minimum) - x)``, the value is exactly `minimum` where clamped."""
+    ``x + stop_gradient(max(x, minimum) - x)``, the value is exactly `minimum` where clamped. The derivative in
+    the scalar `minimum` is 1 where clamped (``x < minimum``) and 0 elsewhere, NaN included."""
     return jnp.where(x < minimum, minimum, x)
 
 
-@_straight_through_clamp_min.defjvp
 def _straight_through_clamp_min_jvp(
-    minimum: float, primals: tuple[jax.Array], tangents: tuple[jax.Array]
+    primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array | SymbolicZero, jax.Array | SymbolicZero]
 ) -> tuple[jax.Array, jax.Array]:
-    (x,), (dx,) = primals, tangents
-    return _straight_through_clamp_min(x, minimum), dx
+    (x, minimum), (dx, dminimum) = primals, tangents
+    clamped = (x < minimum).astype(x.dtype)
+    return _straight_through_clamp_min(x, minimum), _subgradients.tangent_sum(
+        (jnp.ones_like(x), dx), (clamped, dminimum)
+    )
+
+
+_straight_through_clamp_min.defjvp(_straight_through_clamp_min_jvp, symbolic_zeros=True)
 
 
 def _broadcastable_var(input_shape: tuple[int, ...], var: jax.Array) -> jax.Array:
@@ -197,13 +205,12 @@ def _broadcastable_var(input_shape: tuple[int, ...], var: jax.Array) -> jax.Arra
     )
 
 
-@typed_jit(static_argnames=("full", "eps", "reduction"))
+@typed_jit(static_argnames=("full", "reduction"), float_options=(FloatOption("eps"),))
 def _gaussian_nll_loss(
-    input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool, eps: float, reduction: Reduction
+    input: ArrayLike, target: ArrayLike, var: ArrayLike, full: bool, eps: float | jax.Array, reduction: Reduction
 ) -> tuple[jax.Array, _checks.Failures]:
     """`gaussian_nll_loss` for an array `var`: the loss, NaN where `var` is negative, and that failure."""
     _checks.check_reduction("gaussian_nll_loss", reduction)
-    eps = _checks.float_option("gaussian_nll_loss", "eps", eps)
     _checks.floating_dtype("gaussian_nll_loss", var=var)  # torch clamps `var` in place: an integer one fails
     dtype = _checks.floating_dtype("gaussian_nll_loss", integers_to_float32=True, input=input, target=target, var=var)
     input, target, var = _checks.cast_for_computation(dtype, input, target, var)
@@ -215,6 +222,8 @@ def _gaussian_nll_loss(
     input = _checks.nan_derivatives_if(failed, input)
     target = _checks.nan_derivatives_if(failed, target)
     var = _checks.nan_derivatives_if(failed, var)
+    # eps in var's dtype, as torch's Python-number eps (a JAX scalar of another dtype promotes nothing).
+    eps = _checks.nan_derivatives_if(failed, jnp.asarray(eps, var.dtype))
     clamped = _straight_through_clamp_min(var, eps)
     loss = 0.5 * (jnp.log(clamped) + jnp.square(input - target) / clamped)
     if full:
@@ -227,7 +236,7 @@ def gaussian_nll_loss(
     target: ArrayLike,
     var: ArrayLike,
     full: bool = False,
-    eps: float = 1e-6,
+    eps: float | jax.Array = 1e-6,
     reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Gaussian negative log-likelihood, as `torch.nn.functional.gaussian_nll_loss`.
@@ -238,7 +247,8 @@ def gaussian_nll_loss(
 
     Gradients: `input`, `target` and `var` are all differentiated. The clamp at `eps` is straight-through,
     as in torch (which clamps in place outside autograd): where ``var < eps`` the value uses ``eps`` and the
-    gradient w.r.t. `var` is the derivative of the loss at ``eps``, not 0.
+    gradient w.r.t. `var` is the derivative of the loss at ``eps``, not 0. The gradient w.r.t. `eps` is that
+    same derivative where ``var < eps``, and 0 elsewhere.
 
     Shapes of `var`, given `input`'s shape ``S`` (torch's rules): ``S``; ``S[:-1]`` (one variance per row,
     broadcast over the last axis); or ``S`` with mismatched axes whose sizes in `var` sum to 1 (in practice:
@@ -258,7 +268,8 @@ def gaussian_nll_loss(
       target: samples ``t``, broadcastable to `input` (silently, as in torch); floating or integer.
       var: variances, non-negative: a floating array of one of the shapes above, or a Python float.
       full: whether to add the constant ``0.5 log(2π)``.
-      eps: the floor of the variance.
+      eps: the floor of the variance: any real number (unchecked, as in torch), a Python number or a real JAX
+        scalar (which may be traced, batched with `jax.vmap`, or differentiated).
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
     Returns:

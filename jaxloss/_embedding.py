@@ -8,14 +8,21 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _subgradients
+from jaxloss import _checks, _jit, _subgradients
+from jaxloss._jit import FloatOption, typed_jit
 from jaxloss._reduction import reduce
-from jaxloss._typing import DistanceFunction, Reduction, typed_jit
+from jaxloss._typing import DistanceFunction, Reduction
 
 # torch's EPSILON in cosine_embedding_loss, added to each squared norm (not to their product or the norms). It is
 # a C++ float there, so float64 inputs get float32's 1e-12 = 9.999999960041972e-13 (visible in the gradient at a
 # zero vector).
 _COSINE_EPSILON = float(np.float32(1e-12))
+
+# The float options, compiled as data (see `FloatOption`). torch checks the triplet margin as `not margin <= 0`,
+# which lets a NaN margin through (the loss is then NaN): hence `| (margin != margin)`.
+_ANY_MARGIN = FloatOption("margin")
+_EPS = FloatOption("eps")
+_TRIPLET_MARGIN = FloatOption("margin", "greater than 0", lambda margin: (margin > 0) | (margin != margin))
 
 
 def _check_target_dtype(loss: str, target: ArrayLike) -> None:
@@ -25,9 +32,13 @@ def _check_target_dtype(loss: str, target: ArrayLike) -> None:
         raise TypeError(f"{loss}: `target` must be a boolean, integer or floating array; got dtype {dtype}.")
 
 
-@typed_jit(static_argnames=("margin", "reduction"))
+@typed_jit(static_argnames=("reduction",), float_options=(_ANY_MARGIN,))
 def cosine_embedding_loss(
-    input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, reduction: Reduction = "mean"
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    margin: float | jax.Array = 0.0,
+    reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Cosine embedding loss, as `torch.nn.functional.cosine_embedding_loss`.
 
@@ -50,7 +61,8 @@ def cosine_embedding_loss(
         ``(N, 1)`` or ``(1, D)`` is accepted).
       target: ``(N,)`` or 0-dim, real; ``1`` for similar pairs, ``-1`` for dissimilar ones. It broadcasts
         against the batch of cosines.
-      margin: subtracted from the cosine of dissimilar pairs; any real number (torch suggests [-1, 1]).
+      margin: subtracted from the cosine of dissimilar pairs; any real number (torch suggests [-1, 1]): a Python
+        number or a real JAX scalar (may be traced, batched with `jax.vmap`, or differentiated).
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
     Returns:
@@ -66,7 +78,6 @@ def cosine_embedding_loss(
     """
     loss = "cosine_embedding_loss"
     _checks.check_reduction(loss, reduction)
-    margin = _checks.float_option(loss, "margin", margin)
     target_ndim = jnp.ndim(target)
     if target_ndim > 1:
         raise ValueError(
@@ -81,7 +92,7 @@ def cosine_embedding_loss(
         loss, integers_to_float32=True, booleans=("input1", "input2"), input1=input1, input2=input2
     )
     _check_target_dtype(loss, target)
-    input1, input2 = _checks.cast_for_computation(dtype, input1, input2)
+    input1, input2, margin = _checks.cast_for_computation(dtype, input1, input2, margin)
     batch = _checks.broadcast_shape(loss, input1=input1.shape, input2=input2.shape)[:-1]
     _checks.broadcast_shape(loss, target=jnp.shape(target), **{"input1/input2 batch": batch})
     product = jnp.sum(input1 * input2, axis=-1)
@@ -92,7 +103,7 @@ def cosine_embedding_loss(
     return reduce(losses, reduction).astype(dtype)
 
 
-def _distance(loss: str, first: str, x1: jax.Array, second: str, x2: jax.Array, p: float, eps: float) -> jax.Array:
+def _distance(loss: str, first: str, x1: jax.Array, second: str, x2: jax.Array, p: float, eps: jax.Array) -> jax.Array:
     """``‖x1 - x2 + eps‖_p`` over the last axis of the broadcast (0-dim operands: ``|x1 - x2 + eps|``).
 
     `first`/`second` name the operands in error messages. torch adds `eps` to the difference (not to the norm),
@@ -108,9 +119,9 @@ def _distance(loss: str, first: str, x1: jax.Array, second: str, x2: jax.Array, 
     return _subgradients.vector_norm(difference, p)
 
 
-@typed_jit(static_argnames=("p", "eps", "keepdim"))
+@typed_jit(static_argnames=("p", "keepdim"), float_options=(_EPS,))
 def pairwise_distance(
-    x1: ArrayLike, x2: ArrayLike, p: float = 2.0, eps: float = 1e-06, keepdim: bool = False
+    x1: ArrayLike, x2: ArrayLike, p: float = 2.0, eps: float | jax.Array = 1e-06, keepdim: bool = False
 ) -> jax.Array:
     r"""Distance between matching rows of `x1` and `x2`, as `torch.nn.functional.pairwise_distance`.
 
@@ -127,7 +138,8 @@ def pairwise_distance(
       x1: any shape, floating or integer (integers compute in float32, as in torch).
       x2: broadcastable with `x1`.
       p: the norm's order, any real number or ``±inf``; ``p < 0`` and ``p = inf`` need a non-empty last axis.
-      eps: added to the difference.
+      eps: added to the difference; any real number: a Python number or a real JAX scalar (may be traced,
+        batched with `jax.vmap`, or differentiated).
       keepdim: keep the reduced axis (with size 1), except for 0-dim operands.
 
     Returns:
@@ -142,31 +154,22 @@ def pairwise_distance(
     """
     loss = "pairwise_distance"
     p = _checks.float_option(loss, "p", p)
-    eps = _checks.float_option(loss, "eps", eps)
     dtype = _checks.floating_dtype(loss, integers_to_float32=True, x1=x1, x2=x2)
-    x1, x2 = _checks.cast_for_computation(dtype, x1, x2)
+    x1, x2, eps = _checks.cast_for_computation(dtype, x1, x2, eps)
     distance = _distance(loss, "x1", x1, "x2", x2, p, eps)
     if keepdim and max(x1.ndim, x2.ndim) > 0:
         distance = distance[..., None]
     return distance.astype(dtype)
 
 
-def _check_triplet(
-    loss: str, anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, margin: float, reduction: Reduction
-) -> float:
-    """torch's checks of both triplet losses, in torch's order: reduction, margin, then equal ndim. Returns the
-    margin as a float."""
-    _checks.check_reduction(loss, reduction)
-    margin = _checks.float_option(loss, "margin", margin)
-    # `not margin <= 0` rather than `margin > 0`: torch lets a NaN margin through (the loss is then NaN).
-    _checks.check_option(loss, "margin", margin, not margin <= 0, "greater than 0")
+def _check_triplet_ndim(loss: str, anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike) -> None:
+    """torch's last check of both triplet losses, after `reduction` and `margin`: equal numbers of dimensions."""
     ndims = tuple(jnp.ndim(x) for x in (anchor, positive, negative))
     if len(set(ndims)) != 1:
         raise ValueError(
             f"{loss}: `anchor`, `positive` and `negative` must have the same number of dimensions; got "
             f"{ndims[0]}-D, {ndims[1]}-D and {ndims[2]}-D."
         )
-    return margin
 
 
 # How the distances d(a, p), d(a, n), d(p, n) are named in error messages.
@@ -179,13 +182,19 @@ _CUSTOM_DISTANCES = (
 
 
 def _triplet_from_distances(
-    loss: str, names: tuple[str, ...], distances: tuple[jax.Array, ...], margin: float, reduction: Reduction
+    loss: str,
+    names: tuple[str, ...],
+    distances: tuple[jax.Array, ...],
+    margin: jax.Array,
+    failed: jax.Array,
+    reduction: Reduction,
 ) -> jax.Array:
     """``max(0, margin + d(a, p) - d_neg)`` reduced, where ``d_neg = d(a, n)``, or with swap
-    ``min(d(a, n), d(p, n))``.
+    ``min(d(a, n), d(p, n))``; NaN where `failed` (a traced margin <= 0).
 
     `distances` holds ``d(a, p)``, ``d(a, n)`` and, with swap, ``d(p, n)``, named by `names` in error messages;
-    they broadcast together, as in torch.
+    they broadcast together, as in torch. The distances and the margin have been through
+    `_checks.nan_derivatives_if` already.
     """
     # `names` also names the swap distance, which `distances` holds only with swap.
     _checks.broadcast_shape(loss, **{name: jnp.shape(d) for name, d in zip(names, distances, strict=False)})
@@ -194,46 +203,52 @@ def _triplet_from_distances(
         # jnp.minimum's derivative at a tie is 1/2 to each side, as torch.minimum's.
         dist_neg = jnp.minimum(dist_neg, dist_swap[0])
     # clamp_min passes the gradient at margin + d(a, p) == d_neg, as torch's clamp_min.
-    return reduce(_subgradients.clamp_min(margin + dist_pos - dist_neg, 0), reduction)
+    losses = _subgradients.clamp_min(margin + dist_pos - dist_neg, 0)
+    return reduce(_checks.nan_where(failed, losses), reduction)
 
 
-@typed_jit(static_argnames=("loss", "margin", "p", "eps", "swap", "reduction"))
+@typed_jit(static_argnames=("loss", "p", "swap", "reduction"), float_options=(_TRIPLET_MARGIN, _EPS))
 def _triplet_margin(
     anchor: ArrayLike,
     positive: ArrayLike,
     negative: ArrayLike,
     *,
     loss: str,
-    margin: float,
+    margin: float | jax.Array,
     p: float,
-    eps: float,
+    eps: float | jax.Array,
     swap: bool,
     reduction: Reduction,
-) -> jax.Array:
-    """Both triplet losses with the p-norm distance, as one jitted computation; `loss` names the caller."""
-    margin = _check_triplet(loss, anchor, positive, negative, margin, reduction)
+) -> tuple[jax.Array, _checks.Failures]:
+    """Both triplet losses with the p-norm distance, as one jitted computation; `loss` names the caller, which
+    has checked `reduction` (the screen has checked a known `margin`). Returns ``(loss, failures)``."""
+    _check_triplet_ndim(loss, anchor, positive, negative)
     p = _checks.float_option(loss, "p", p)
-    eps = _checks.float_option(loss, "eps", eps)
     if not isinstance(swap, bool):
         raise TypeError(f"{loss}: `swap` must be a bool; got {swap!r}.")
     dtype = _checks.floating_dtype(loss, integers_to_float32=True, anchor=anchor, positive=positive, negative=negative)
-    anchor, positive, negative = _checks.cast_for_computation(dtype, anchor, positive, negative)
+    # The range check on the margin as given (a float64 1e-50 is valid even if it rounds to 0 in float32).
+    failures = _TRIPLET_MARGIN.failures(margin)
+    failed = _checks.any_failed(failures)
+    operands = _checks.cast_for_computation(dtype, anchor, positive, negative, margin, eps)
+    anchor, positive, negative, margin, eps = (_checks.nan_derivatives_if(failed, x) for x in operands)
     distances = [
         _distance(loss, "anchor", anchor, "positive", positive, p, eps),
         _distance(loss, "anchor", anchor, "negative", negative, p, eps),
     ]
     if swap:
         distances.append(_distance(loss, "positive", positive, "negative", negative, p, eps))
-    return _triplet_from_distances(loss, _NORM_DISTANCES, tuple(distances), margin, reduction).astype(dtype)
+    losses = _triplet_from_distances(loss, _NORM_DISTANCES, tuple(distances), margin, failed, reduction)
+    return losses.astype(dtype), failures
 
 
 def triplet_margin_loss(
     anchor: ArrayLike,
     positive: ArrayLike,
     negative: ArrayLike,
-    margin: float = 1.0,
+    margin: float | jax.Array = 1.0,
     p: float = 2.0,
-    eps: float = 1e-06,
+    eps: float | jax.Array = 1e-06,
     swap: bool = False,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -251,20 +266,29 @@ def triplet_margin_loss(
     under swap, and the full gradient where ``margin + d(a, p) - d(a, n) = 0`` (torch's `clamp_min`). optax has
     no triplet loss.
 
+    A ``margin <= 0`` raises `ValueError` when its value is known (a Python number, or a JAX scalar outside
+    `jax.jit` and `jax.vmap`); under them the loss is NaN, and every element of the gradients is NaN.
+
     Args:
       anchor: ``(N, D)``, or ``(D,)`` unbatched, or any number of batch axes before ``D``; floating or integer
         (integers compute in float32, as in torch).
       positive: the same number of dimensions as `anchor`, broadcastable with it (e.g. ``(1, D)``).
       negative: likewise.
-      margin: ``> 0``.
+      margin: ``> 0`` (NaN passes, as in torch): a Python number or a real JAX scalar (may be traced, batched with
+        `jax.vmap`, or differentiated); a traced margin ``<= 0`` gives a NaN loss and NaN gradients.
       p: the norm's order (see `pairwise_distance`).
-      eps: added to the differences.
+      eps: added to the differences; any real number: a Python number or a real JAX scalar (may be traced,
+        batched with `jax.vmap`, or differentiated).
       swap: use the distance swap.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
     Returns:
       The losses (the broadcast batch shape, 0-dim for unbatched input) for ``'none'``, else a scalar; in the
       promoted dtype of the three inputs.
+
+    Raises:
+      ValueError: in torch's order, a bad `reduction`, a known ``margin <= 0``, or inputs with different
+        numbers of dimensions; inputs or distances that do not broadcast together.
 
     Example:
       >>> import jax.numpy as jnp
@@ -273,30 +297,33 @@ def triplet_margin_loss(
       >>> triplet_margin_loss(anchor, anchor + 0.5, anchor + 1.0, eps=0.0, reduction="none")
       Array([0.2928933, 0.2928933], dtype=float32)
     """
-    return _triplet_margin(
-        anchor,
-        positive,
-        negative,
-        loss="triplet_margin_loss",
-        margin=margin,
-        p=p,
-        eps=eps,
-        swap=swap,
-        reduction=reduction,
+    loss = "triplet_margin_loss"
+    # Here, before `_triplet_margin`'s screen checks a known margin: torch checks the reduction first.
+    _checks.check_reduction(loss, reduction)
+    result = _triplet_margin(
+        anchor, positive, negative, loss=loss, margin=margin, p=p, eps=eps, swap=swap, reduction=reduction
     )
+    return _checks.raise_failed(loss, *result)
 
 
-@typed_jit(static_argnames=("margin", "reduction"))
+@typed_jit(static_argnames=("reduction",), float_options=(_TRIPLET_MARGIN,))
 def _triplet_from_custom_distances(
-    distances: tuple[ArrayLike, ...], *, margin: float, reduction: Reduction
-) -> jax.Array:
-    """The loss from a custom distance function's results, as one jitted computation."""
+    distances: tuple[ArrayLike, ...], *, margin: float | jax.Array, reduction: Reduction
+) -> tuple[jax.Array, _checks.Failures]:
+    """The loss from a custom distance function's results, as one jitted computation; returns
+    ``(loss, failures)``."""
     loss = "triplet_margin_with_distance_loss"
     dtype = _checks.floating_dtype(
         loss, integers_to_float32=True, booleans=(), **dict(zip(_CUSTOM_DISTANCES, distances, strict=False))
     )
-    arrays = _checks.cast_for_computation(dtype, *distances)
-    return _triplet_from_distances(loss, _CUSTOM_DISTANCES, arrays, margin, reduction).astype(dtype)
+    failures = _TRIPLET_MARGIN.failures(margin)
+    failed = _checks.any_failed(failures)
+    # The distances carry the NaN derivatives back through the distance function to the inputs.
+    *arrays, margin = (
+        _checks.nan_derivatives_if(failed, x) for x in _checks.cast_for_computation(dtype, *distances, margin)
+    )
+    losses = _triplet_from_distances(loss, _CUSTOM_DISTANCES, tuple(arrays), margin, failed, reduction)
+    return losses.astype(dtype), failures
 
 
 def triplet_margin_with_distance_loss(
@@ -305,7 +332,7 @@ def triplet_margin_with_distance_loss(
     negative: ArrayLike,
     *,
     distance_function: DistanceFunction | None = None,
-    margin: float = 1.0,
+    margin: float | jax.Array = 1.0,
     swap: bool = False,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -335,7 +362,8 @@ def triplet_margin_with_distance_loss(
       positive: the same number of dimensions as `anchor`.
       negative: the same number of dimensions as `anchor`.
       distance_function: a callable mapping two arrays to an array of distances (floating or integer), or None.
-      margin: ``> 0``.
+      margin: ``> 0`` (NaN passes, as in torch): a Python number or a real JAX scalar (may be traced, batched with
+        `jax.vmap`, or differentiated); a traced margin ``<= 0`` gives a NaN loss and NaN gradients.
       swap: use the distance swap (any truthy value, as torch's ``if swap``).
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
@@ -344,8 +372,8 @@ def triplet_margin_with_distance_loss(
       the distances (of the inputs with the default distance).
 
     Raises:
-      ValueError: in torch's order, a bad `reduction`, ``margin <= 0``, or inputs with different numbers of
-        dimensions; distances that do not broadcast together.
+      ValueError: in torch's order, a bad `reduction`, a known ``margin <= 0``, or inputs with different numbers
+        of dimensions; distances that do not broadcast together.
 
     Example:
       >>> import jax.numpy as jnp
@@ -356,22 +384,22 @@ def triplet_margin_with_distance_loss(
       Array(0., dtype=float32)
     """
     loss = "triplet_margin_with_distance_loss"
+    # torch's order: reduction, margin, ndim (the last two in `_triplet_margin`, or here for a custom distance).
+    _checks.check_reduction(loss, reduction)
     if distance_function is None:
-        return _triplet_margin(
-            anchor,
-            positive,
-            negative,
-            loss=loss,
-            margin=margin,
-            p=2.0,
-            eps=1e-06,
-            swap=bool(swap),
-            reduction=reduction,
+        result = _triplet_margin(
+            anchor, positive, negative, loss=loss, margin=margin, p=2.0, eps=1e-06, swap=bool(swap), reduction=reduction
         )
+        return _checks.raise_failed(loss, *result)
     if not callable(distance_function):
         raise TypeError(f"{loss}: `distance_function` must be callable or None; got {distance_function!r}.")
-    margin = _check_triplet(loss, anchor, positive, negative, margin, reduction)
+    # The screen `_triplet_from_custom_distances` applies, here already: before the ndim check and before the
+    # distance function sees the inputs.
+    margin = _jit.screen_float_option(loss, _TRIPLET_MARGIN, margin)
+    _check_triplet_ndim(loss, anchor, positive, negative)
     distances = [distance_function(anchor, positive), distance_function(anchor, negative)]
     if swap:
         distances.append(distance_function(positive, negative))
-    return _triplet_from_custom_distances(tuple(distances), margin=margin, reduction=reduction)
+    return _checks.raise_failed(
+        loss, *_triplet_from_custom_distances(tuple(distances), margin=margin, reduction=reduction)
+    )

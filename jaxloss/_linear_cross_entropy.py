@@ -22,7 +22,8 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxloss import _checks, _classification
 from jaxloss._classification import IndexLosses, check_class_weight, index_losses, reduce_index_losses
-from jaxloss._typing import Reduction, typed_jit
+from jaxloss._jit import typed_jit
+from jaxloss._typing import Reduction
 
 _NAME = "linear_cross_entropy"
 AccPolicy: TypeAlias = Literal["auto", "accurate", "balanced", "compact"]
@@ -261,18 +262,19 @@ def _chunked(
     dtype: np.dtype,
     reduction: Reduction,
     ignore_index: int,
-    label_smoothing: float,
+    label_smoothing: jax.Array | None,
     chunk_rows: int,
 ) -> jax.Array:
     """The chunked path on a batched `input`: the loss (`_linear_cross_entropy` checks the target's values).
 
     Index targets: each chunk's `index_losses` parts are summed over the chunk (``'mean'``/``'sum'``) and
     `reduce_index_losses` reduces the per-chunk sums, or mixed per position (``'none'``). Probability
-    targets: each chunk's per-position losses, summed or kept.
+    targets: each chunk's per-position losses, summed or kept. `label_smoothing` None compiles no smoothing.
     """
     compute = _checks.computation_dtype(dtype)
     weight = _checks.cast_optional_for_computation(dtype, weight)
     num_rows, num_classes = input.shape[0], linear_weight.shape[0]
+    mix = 0.0 if label_smoothing is None else label_smoothing  # `reduce_index_losses`' ε (unused when None)
 
     def chunk_fn(rows: jax.Array, targets: jax.Array, valid: jax.Array) -> jax.Array | IndexLosses:
         logits = _logits(rows, linear_weight, linear_bias).astype(compute)
@@ -289,19 +291,19 @@ def _chunked(
             weight,
             normalize=True,
             ignore_index=ignore_index,
-            with_smoothing=label_smoothing > 0,
+            label_smoothing=label_smoothing,
             axis=1,
         )
         parts = parts.map_values(lambda part: jnp.where(valid, part, 0))
         if reduction == "none":
-            return reduce_index_losses(parts, "none", label_smoothing, num_classes)
+            return reduce_index_losses(parts, "none", mix, num_classes)
         return parts.map_values(jnp.sum)
 
     stacked = _map_row_chunks(chunk_fn, (input, target), chunk_rows)
     if reduction == "none":
         return _unchunk(stacked, num_rows)
     if not probabilities:
-        return reduce_index_losses(stacked, reduction, label_smoothing, num_classes)
+        return reduce_index_losses(stacked, reduction, mix, num_classes)
     loss = jnp.sum(stacked)
     if reduction == "mean":
         # As cross_entropy: divide by the number of positions; NaN for empty logits (even with C = 0).
@@ -310,7 +312,10 @@ def _chunked(
     return loss
 
 
-@typed_jit(static_argnames=("reduction", "ignore_index", "label_smoothing", "options"))
+@typed_jit(
+    static_argnames=("reduction", "ignore_index", "options", "with_smoothing"),
+    float_options=(_classification.LABEL_SMOOTHING,),
+)
 def _linear_cross_entropy(
     input: ArrayLike,
     linear_weight: ArrayLike,
@@ -319,14 +324,22 @@ def _linear_cross_entropy(
     weight: ArrayLike | None,
     reduction: Reduction,
     ignore_index: int | None,
-    label_smoothing: float,
+    label_smoothing: jax.Array | float,
     options: LinearCrossEntropyOptions | None,
+    *,
+    with_smoothing: bool,
 ) -> tuple[jax.Array, _checks.Failures]:
-    """linear_cross_entropy's checks and fused computation; returns ``(loss, failures)``."""
+    """linear_cross_entropy's checks and fused computation; returns ``(loss, failures)``.
+
+    `with_smoothing` is `_classification.needs_smoothing(label_smoothing)` (see `cross_entropy_with_failures`).
+    """
     input, linear_weight, target = jnp.asarray(input), jnp.asarray(linear_weight), jnp.asarray(target)
     linear_bias = None if linear_bias is None else jnp.asarray(linear_bias)
     _checks.check_reduction(_NAME, reduction)
-    label_smoothing = _classification.label_smoothing_option(_NAME, label_smoothing)
+    # ε > 1 traced: a value check (a known one raised before the call), failing the whole loss.
+    smoothing = jnp.asarray(label_smoothing) if with_smoothing else None
+    option_failures = {} if smoothing is None else _classification.LABEL_SMOOTHING.failures(smoothing)
+    option_failed = _checks.any_failed(option_failures)
     if options is not None and not isinstance(options, LinearCrossEntropyOptions):
         raise TypeError(
             f"{_NAME}: `options` must be a jaxloss LinearCrossEntropyOptions or None; got {type(options).__name__}."
@@ -335,7 +348,8 @@ def _linear_cross_entropy(
     num_classes = linear_weight.shape[0]
     probabilities = _holds_probabilities(target, logits_shape)
     check_class_weight(_NAME, weight, num_classes)
-    failures: _checks.Failures = {}  # class probabilities are not checked (nor are they by torch)
+    failures = option_failures  # class probabilities are not checked (nor are they by torch)
+    failed = option_failed
     if probabilities:
         if ignore_index is not None:
             raise ValueError(
@@ -356,49 +370,55 @@ def _linear_cross_entropy(
         # The value check, on the whole target before the logits, for `_checks.nan_derivatives_if`: on both
         # paths every element of every operand's derivative is then NaN when it fails (a chunk sees only its
         # own rows, and with C = 0 no NaN would reach `input` through the logits).
-        failures = _classification.index_failures(target, num_classes, ignore_index)
+        failures = {**option_failures, **_classification.index_failures(target, num_classes, ignore_index)}
         failed = _checks.any_failed(failures)
+    if failures:  # the value checks, for `_checks.nan_derivatives_if` (probabilities without ε: none)
         input = _checks.nan_derivatives_if(failed, input)
         linear_weight = _checks.nan_derivatives_if(failed, linear_weight)
         linear_bias = _checks.nan_derivatives_if(failed, linear_bias)
-        weight = _checks.nan_derivatives_if(failed, weight)
+        weight = None if weight is None else _checks.nan_derivatives_if(failed, jnp.asarray(weight))
+        if probabilities:
+            target = _checks.nan_derivatives_if(failed, target)
+        smoothing = _checks.nan_derivatives_if(failed, smoothing)
 
     if options is None:
         # The logits come in the computation dtype (float32 for 16-bit inputs): so must the weight of index
         # targets, which cross_entropy wants in the logits' dtype.
         weight = _checks.cast_optional_for_computation(input.dtype, weight)
-        # cross_entropy repeats the check above on the same target (and the same NaN derivatives, now of the
-        # logits): its failures are ours.
+        # cross_entropy repeats the checks above on the same target and ε (and the same NaN derivatives, now
+        # of the logits): its failures are ours.
         loss, _ = _classification.cross_entropy_with_failures(
             _logits(input, linear_weight, linear_bias),
             target,
             weight,
             ignore_index,
             reduction,
-            label_smoothing,
+            label_smoothing if smoothing is None else smoothing,
             None,
+            with_smoothing=with_smoothing,
         )
-        return loss.astype(dtype), failures
-
-    batched = input.ndim == 2
-    if not batched:  # one row
-        input, target = input[None], target[None]
-    chunk_rows = options.chunk_size(input.shape[0], input.shape[1], math.prod(linear_weight.shape[:-1]))
-    loss = _chunked(
-        input,
-        linear_weight,
-        linear_bias,
-        target,
-        weight,
-        probabilities=probabilities,
-        dtype=dtype,
-        reduction=reduction,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        chunk_rows=chunk_rows,
-    )
-    if not batched and reduction == "none":
-        loss = loss[0]
+    else:
+        batched = input.ndim == 2
+        if not batched:  # one row
+            input, target = input[None], target[None]
+        chunk_rows = options.chunk_size(input.shape[0], input.shape[1], math.prod(linear_weight.shape[:-1]))
+        loss = _chunked(
+            input,
+            linear_weight,
+            linear_bias,
+            target,
+            weight,
+            probabilities=probabilities,
+            dtype=dtype,
+            reduction=reduction,
+            ignore_index=ignore_index,
+            label_smoothing=smoothing,
+            chunk_rows=chunk_rows,
+        )
+        if not batched and reduction == "none":
+            loss = loss[0]
+        if smoothing is not None:
+            loss = _checks.nan_where(option_failed, loss)
     return loss.astype(dtype), failures
 
 
@@ -411,7 +431,7 @@ def linear_cross_entropy(
     weight: ArrayLike | None = None,
     reduction: Reduction = "mean",
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | jax.Array = 0.0,
     options: LinearCrossEntropyOptions | None = None,
 ) -> jax.Array:
     r"""Cross-entropy of a linear layer's logits, fused, as `torch.nn.functional.linear_cross_entropy`.
@@ -449,7 +469,9 @@ def linear_cross_entropy(
 
     Class indices outside ``[0, C)`` other than `ignore_index` raise `ValueError` eagerly; under `jax.jit`
     or `jax.vmap`, where values are unknown, the loss is NaN at those positions (and so ``'mean'``/``'sum'``
-    are NaN), and every element of the gradients is NaN.
+    are NaN), and every element of the gradients is NaN. Likewise ε > 1: `ValueError` when its value is known,
+    else a loss that is NaN everywhere, with NaN gradients. As in cross_entropy, ε is data (one compilation
+    for every positive Python value, one for ε <= 0), and may be traced, batched or differentiated.
 
     Args:
       input: ``(N, in_features)`` or unbatched ``(in_features,)``, floating.
@@ -462,7 +484,8 @@ def linear_cross_entropy(
         takes part in the dtype promotion.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
       ignore_index: None (-100 for class indices) or the target value whose positions are skipped.
-      label_smoothing: ε, at most 1 (<= 0 means none, as in torch 2.13's functional form).
+      label_smoothing: ε, at most 1 (<= 0 or NaN means none, as in torch 2.13's functional form): a Python
+        number or a real JAX scalar (may be traced, batched with `jax.vmap`, or differentiated).
       options: None for the unchunked path, or a `LinearCrossEntropyOptions` for the chunked one.
 
     Returns:
@@ -482,6 +505,15 @@ def linear_cross_entropy(
     return _checks.raise_failed(
         _NAME,
         *_linear_cross_entropy(
-            input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing, options
+            input,
+            linear_weight,
+            target,
+            linear_bias,
+            weight,
+            reduction,
+            ignore_index,
+            label_smoothing,
+            options,
+            with_smoothing=_classification.needs_smoothing(label_smoothing),
         ),
     )

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _subgradients
+from jaxloss._jit import FloatOption, typed_jit
 from jaxloss._reduction import reduce
-from jaxloss._typing import Reduction, typed_jit
+from jaxloss._typing import Reduction
 
 
 def _score_matrix(loss: str, input: jax.Array) -> jax.Array:
@@ -21,7 +22,9 @@ def _score_matrix(loss: str, input: jax.Array) -> jax.Array:
     return input.reshape((-1, 1) if input.ndim == 0 else (-1, shape[-1]))
 
 
-def _multilabel_margin(input: ArrayLike, target: ArrayLike, reduction: Reduction) -> tuple[jax.Array, _checks.Failures]:
+def _multilabel_margin_loss(
+    input: ArrayLike, target: ArrayLike, reduction: Reduction
+) -> tuple[jax.Array, _checks.Failures]:
     """multilabel_margin_loss's checks and computation; returns ``(loss, failures)`` (see `_checks`)."""
     name = "multilabel_margin_loss"
     _checks.check_reduction(name, reduction)
@@ -68,7 +71,7 @@ def _multilabel_margin(input: ArrayLike, target: ArrayLike, reduction: Reduction
     return loss.astype(dtype), failures
 
 
-_multilabel_margin_jit = typed_jit(static_argnames=("reduction",))(_multilabel_margin)
+_multilabel_margin_loss_jit = typed_jit(static_argnames=("reduction",))(_multilabel_margin_loss)
 
 
 def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean") -> jax.Array:
@@ -112,19 +115,23 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, reduction: Reduc
       >>> multilabel_margin_loss(x, y)
       Array(0.85, dtype=float32)
     """
-    loss, failures = _multilabel_margin_jit(input, target, reduction=reduction)
+    loss, failures = _multilabel_margin_loss_jit(input, target, reduction=reduction)
     return _checks.raise_failed("multilabel_margin_loss", loss, failures)
 
 
-def _multi_margin(
-    input: ArrayLike, target: ArrayLike, weight: ArrayLike | None, p: int, margin: float, reduction: Reduction
+def _multi_margin_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None,
+    p: int,
+    margin: float | jax.Array,
+    reduction: Reduction,
 ) -> tuple[jax.Array, _checks.Failures]:
     """multi_margin_loss's checks and computation; returns ``(loss, failures)`` (see `_checks`)."""
     name = "multi_margin_loss"
     _checks.check_reduction(name, reduction)
     _checks.check_option(name, "p", p, not isinstance(p, str) and (p == 1 or p == 2), "1 or 2")
     power = 1 if p == 1 else 2
-    margin = _checks.float_option(name, "margin", margin)
     dtype = _checks.floating_dtype(name, input=input, weight=weight)
     _checks.check_index_dtype(name, "target", target)
     (input,) = _checks.cast_for_computation(dtype, input)
@@ -148,6 +155,9 @@ def _multi_margin(
     failed = _checks.any_failed(failures)
     scores = _checks.nan_derivatives_if(failed, scores)
     weight = _checks.nan_derivatives_if(failed, weight)
+    # The margin in the scores' dtype, as torch's Python-number margin (a JAX scalar of another dtype promotes
+    # nothing).
+    margin = _checks.nan_derivatives_if(failed, jnp.asarray(margin, scores.dtype))
     labels = jnp.clip(labels, 0, c - 1)
     target_scores = jnp.take_along_axis(scores, labels[:, None], axis=-1)  # x[y], (N, 1)
     z = (margin - target_scores) + scores  # torch's order: margin - x[y] + x[i]
@@ -163,14 +173,16 @@ def _multi_margin(
     return loss.astype(dtype), failures
 
 
-_multi_margin_jit = typed_jit(static_argnames=("p", "margin", "reduction"))(_multi_margin)
+_multi_margin_loss_jit = typed_jit(static_argnames=("p", "reduction"), float_options=(FloatOption("margin"),))(
+    _multi_margin_loss
+)
 
 
 def multi_margin_loss(
     input: ArrayLike,
     target: ArrayLike,
     p: int = 1,
-    margin: float = 1.0,
+    margin: float | jax.Array = 1.0,
     weight: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -200,7 +212,8 @@ def multi_margin_loss(
       target: integer class indices ``y``: ``(N,)`` for a batch; ``()`` or ``(1,)`` for an unbatched input
         (``()`` also for a batch of one).
       p: the power, 1 or 2.
-      margin: the margin; any real number, negative included.
+      margin: the margin: any real number, negative included; a Python number or a real JAX scalar (which may
+        be traced, batched with `jax.vmap`, or differentiated).
       weight: optional class weights ``w`` of shape ``(C,)``.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
@@ -215,13 +228,17 @@ def multi_margin_loss(
       >>> multi_margin_loss(x, jnp.array([3]))
       Array(0.325, dtype=float32)
     """
-    loss, failures = _multi_margin_jit(input, target, weight, p=p, margin=margin, reduction=reduction)
+    loss, failures = _multi_margin_loss_jit(input, target, weight, p=p, margin=margin, reduction=reduction)
     return _checks.raise_failed("multi_margin_loss", loss, failures)
 
 
-@typed_jit(static_argnames=("margin", "reduction"))
+@typed_jit(static_argnames=("reduction",), float_options=(FloatOption("margin"),))
 def margin_ranking_loss(
-    input1: ArrayLike, input2: ArrayLike, target: ArrayLike, margin: float = 0.0, reduction: Reduction = "mean"
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    margin: float | jax.Array = 0.0,
+    reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Ranking hinge loss, as `torch.nn.functional.margin_ranking_loss`.
 
@@ -235,7 +252,8 @@ def margin_ranking_loss(
       input1: scores ``x1``, any shape; integers are accepted (the result is then float32, as in torch).
       input2: scores ``x2``, with the same number of dimensions as `input1`.
       target: ``t``, with the same number of dimensions; the three broadcast together.
-      margin: the margin.
+      margin: the margin: any real number; a Python number or a real JAX scalar (which may be traced, batched
+        with `jax.vmap`, or differentiated).
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
     Returns:
@@ -250,7 +268,6 @@ def margin_ranking_loss(
     """
     name = "margin_ranking_loss"
     _checks.check_reduction(name, reduction)
-    margin = _checks.float_option(name, "margin", margin)
     dtype = _checks.floating_dtype(name, integers_to_float32=True, input1=input1, input2=input2, target=target)
     input1, input2, target = _checks.cast_for_computation(dtype, input1, input2, target)
     if not input1.ndim == input2.ndim == target.ndim:
@@ -259,13 +276,16 @@ def margin_ranking_loss(
             f"{tuple(input1.shape)}, {tuple(input2.shape)} and {tuple(target.shape)}."
         )
     _checks.broadcast_shape(name, input1=input1.shape, input2=input2.shape, target=target.shape)
+    # The margin in the operands' dtype, as torch's Python-number margin (a JAX scalar of another dtype promotes
+    # nothing).
+    margin = jnp.asarray(margin, input1.dtype)
     loss = _subgradients.clamp_min(-target * (input1 - input2) + margin, 0)
     return reduce(loss, reduction).astype(dtype)
 
 
-@typed_jit(static_argnames=("margin", "reduction"))
+@typed_jit(static_argnames=("reduction",), float_options=(FloatOption("margin"),))
 def hinge_embedding_loss(
-    input: ArrayLike, target: ArrayLike, margin: float = 1.0, reduction: Reduction = "mean"
+    input: ArrayLike, target: ArrayLike, margin: float | jax.Array = 1.0, reduction: Reduction = "mean"
 ) -> jax.Array:
     r"""Hinge embedding loss, as `torch.nn.functional.hinge_embedding_loss`.
 
@@ -282,7 +302,8 @@ def hinge_embedding_loss(
       input: ``x`` (typically distances), any shape, floating.
       target: ``t``, broadcastable with `input` (silently, as in torch); boolean, integer or floating. Its
         dtype does not affect the result's.
-      margin: the margin; any real number.
+      margin: the margin: any real number; a Python number or a real JAX scalar (which may be traced, batched
+        with `jax.vmap`, or differentiated).
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
     Returns:
@@ -296,7 +317,6 @@ def hinge_embedding_loss(
     """
     name = "hinge_embedding_loss"
     _checks.check_reduction(name, reduction)
-    margin = _checks.float_option(name, "margin", margin)
     dtype = _checks.floating_dtype(name, input=input)
     target_dtype = jnp.result_type(target)
     if jnp.issubdtype(target_dtype, jnp.complexfloating):
@@ -305,6 +325,8 @@ def hinge_embedding_loss(
     target = jnp.asarray(target)
     _checks.broadcast_shape(name, input=input.shape, target=target.shape)
     # torch's form: selects, not products with indicators, so an infinite x in an unselected term stays out.
-    hinge = jnp.where(target != 1, _subgradients.clamp_min(margin - input, 0), 0)
+    # The margin in the input's dtype, as torch's Python-number margin (a JAX scalar of another dtype promotes
+    # nothing).
+    hinge = jnp.where(target != 1, _subgradients.clamp_min(jnp.asarray(margin, input.dtype) - input, 0), 0)
     linear = jnp.where(target != -1, input, 0)
     return reduce(hinge + linear, reduction).astype(dtype)

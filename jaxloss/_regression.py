@@ -5,11 +5,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _subgradients
+from jaxloss._jit import FloatOption, typed_jit
 from jaxloss._reduction import reduce
-from jaxloss._typing import Reduction, typed_jit
+from jaxloss._typing import Reduction
 
 
 def _elementwise_inputs(
@@ -122,33 +124,81 @@ def mse_loss(
     return _reduce_weighted(jnp.square(input - target), weight, reduction).astype(dtype)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _huber(diff: jax.Array, delta: float) -> jax.Array:
-    """``0.5 d²`` where ``|d| < δ``, else ``δ (|d| − 0.5 δ)``, with torch's derivative ``clip(d, −δ, δ)``.
+# The float options, compiled as data (see `FloatOption`); NaN fails both checks, as in torch.
+_BETA = FloatOption("beta", "non-negative", lambda beta: beta >= 0)
+_DELTA = FloatOption("delta", "positive", lambda delta: delta > 0)
+
+
+@jax.custom_jvp
+def _huber(diff: jax.Array, delta: jax.Array) -> jax.Array:
+    """``0.5 d²`` where ``|d| < δ``, else ``δ (|d| − 0.5 δ)``, with torch's derivative ``clip(d, −δ, δ)`` in d.
 
     The custom derivative is torch's hand-written one: finite at ``d = ±inf``, where autodiff of the two
-    branches gives NaN (the unselected quadratic branch contributes ``0 · inf``).
+    branches gives NaN (the unselected quadratic branch contributes ``0 · inf``). The derivative in δ is the
+    exact ``|d| − δ`` outside the band (0 inside), infinite at ``d = ±inf``: skipped unless δ is differentiated.
     """
     abs_diff = jnp.abs(diff)
     return jnp.where(abs_diff < delta, 0.5 * jnp.square(diff), delta * (abs_diff - 0.5 * delta))
 
 
-@_huber.defjvp
-def _huber_jvp(delta: float, primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
-    (diff,), (d_diff,) = primals, tangents
-    return _huber(diff, delta), jnp.clip(diff, -delta, delta) * d_diff
+@functools.partial(_huber.defjvp, symbolic_zeros=True)
+def _huber_jvp(
+    primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array | SymbolicZero, jax.Array | SymbolicZero]
+) -> tuple[jax.Array, jax.Array]:
+    diff, delta = primals
+    abs_diff = jnp.abs(diff)
+    d_diff = jnp.clip(diff, -delta, delta)
+    d_delta = jnp.where(abs_diff < delta, 0, abs_diff - delta)
+    return _huber(diff, delta), _subgradients.tangent_sum((d_diff, tangents[0]), (d_delta, tangents[1]))
 
 
-def _smooth_l1(diff: jax.Array, beta: float) -> jax.Array:
-    """``0.5 d² / β`` where ``|d| < β``, else ``|d| − 0.5 β`` (gradient ``clip(d, −β, β) / β``, as torch's);
-    exactly ``|d|`` when β is 0."""
-    if beta == 0.0:  # torch falls back to l1 here; the quadratic branch would divide by zero.
-        return _subgradients.abs(diff)
-    return _huber(diff, beta) / beta
+@jax.custom_jvp
+def _smooth_l1(diff: jax.Array, beta: jax.Array) -> jax.Array:
+    """``0.5 d² / β`` where ``|d| < β``, else ``|d| − 0.5 β``; exactly ``|d|`` when β is 0 (torch's l1 fallback).
+
+    torch's derivative in d: ``clip(d, −β, β) / β``, or l1's ``sign(d)`` (0 at 0 and at NaN) when β is 0. The
+    derivative in β is the exact ``−0.5 min(1, d² / β²)``: at β = 0 the one-sided ``−0.5``, or 0 where d = 0
+    (where the loss is 0 for every β).
+    """
+    l1 = beta == 0
+    safe_beta = jnp.where(l1, 1, beta)  # the Huber branch, unselected, must not divide by zero
+    return jnp.where(l1, jnp.abs(diff), _huber(diff, safe_beta) / safe_beta)
 
 
-@typed_jit(static_argnames=("reduction", "beta"))
-def smooth_l1_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean", beta: float = 1.0) -> jax.Array:
+@functools.partial(_smooth_l1.defjvp, symbolic_zeros=True)
+def _smooth_l1_jvp(
+    primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array | SymbolicZero, jax.Array | SymbolicZero]
+) -> tuple[jax.Array, jax.Array]:
+    diff, beta = primals
+    l1 = beta == 0
+    safe_beta = jnp.where(l1, 1, beta)
+    # One rule rather than autodiff of a `where` between l1 and Huber, which would add both branches'
+    # cotangents (turning torch's -0 gradients into +0). The coefficients are the derivatives times β (1 when
+    # β = 0), and the tangent is divided by β last, so that reverse mode computes ``clip(d, −β, β) · (g / β)``
+    # as autodiff of ``huber(d, β) / β`` does.
+    d_diff = jnp.where(l1, _subgradients.torch_sign(diff), jnp.clip(diff, -beta, beta))
+    d_beta = jnp.where(jnp.abs(diff) <= beta, -0.5 * jnp.square(diff) / safe_beta, -0.5 * safe_beta)
+    tangent = _subgradients.tangent_sum((d_diff, tangents[0]), (d_beta, tangents[1])) / safe_beta
+    return _smooth_l1(diff, beta), tangent
+
+
+@typed_jit(static_argnames=("reduction",), float_options=(_BETA,))
+def _smooth_l1_loss(
+    input: ArrayLike, target: ArrayLike, reduction: Reduction, beta: float | jax.Array
+) -> tuple[jax.Array, _checks.Failures]:
+    input, target, _, dtype = _elementwise_inputs("smooth_l1_loss", input, target, None, reduction, ("input", "target"))
+    failures = _BETA.failures(beta)
+    failed = _checks.any_failed(failures)
+    input = _checks.nan_derivatives_if(failed, input)
+    target = _checks.nan_derivatives_if(failed, target)
+    beta = _checks.nan_derivatives_if(failed, jnp.asarray(beta, input.dtype))
+    loss = reduce(_smooth_l1(input - target, beta), reduction)
+    return _checks.nan_where(failed, loss).astype(dtype), failures
+
+
+def smooth_l1_loss(
+    input: ArrayLike, target: ArrayLike, reduction: Reduction = "mean", beta: float | jax.Array = 1.0
+) -> jax.Array:
     r"""Smooth L1 loss, as `torch.nn.functional.smooth_l1_loss`.
 
     .. math::
@@ -163,7 +213,9 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "
       target: ``y``, broadcastable to `input` (a different shape triggers torch's UserWarning); floating,
         integer or boolean. At least one of `input` and `target` must be floating.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
-      beta: the width ``β >= 0`` of the quadratic band.
+      beta: the width ``β >= 0`` of the quadratic band: a Python number or a real JAX scalar, which may be
+        traced, batched or differentiated (the derivative is the exact one, ``-0.5 min(1, d² / β²)``). A
+        traced value outside the range gives a NaN loss and NaN gradients, as the value checks do.
 
     Returns:
       The element losses (broadcast shape) for ``'none'``, else a scalar; in the promoted dtype of the operands
@@ -175,18 +227,40 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, reduction: Reduction = "
       >>> smooth_l1_loss(jnp.ones((2, 2)), jnp.array([[0., 1.], [2., 3.]]))
       Array(0.625, dtype=float32)
     """
-    beta = _checks.float_option("smooth_l1_loss", "beta", beta)
-    _checks.check_option("smooth_l1_loss", "beta", beta, beta >= 0, "non-negative")
-    input, target, _, dtype = _elementwise_inputs("smooth_l1_loss", input, target, None, reduction, ("input", "target"))
-    return reduce(_smooth_l1(input - target, beta), reduction).astype(dtype)
+    loss, failures = _smooth_l1_loss(input, target, reduction, beta)
+    return _checks.raise_failed("smooth_l1_loss", loss, failures)
 
 
-@typed_jit(static_argnames=("reduction", "delta"))
+@typed_jit(static_argnames=("reduction",), float_options=(_DELTA,))
+def _huber_loss(
+    input: ArrayLike, target: ArrayLike, reduction: Reduction, delta: float | jax.Array, weight: ArrayLike | None
+) -> tuple[jax.Array, _checks.Failures]:
+    # torch's kernel computes in the promoted dtype of `input` and `target` but writes into an array of
+    # `input`'s dtype (so an integer `input` fails), which the weighting then promotes: the result's dtype is
+    # that of `input` and `weight`, never `target`'s.
+    _checks.floating_dtype("huber_loss", input=input)
+    dtype = _checks.floating_dtype(
+        "huber_loss", integers_to_float32=True, booleans=("weight",), input=input, weight=weight
+    )
+    booleans = ("target", "weight")
+    input, target, weight, _ = _elementwise_inputs("huber_loss", input, target, weight, reduction, booleans)
+    failures = _DELTA.failures(delta)
+    failed = _checks.any_failed(failures)
+    input = _checks.nan_derivatives_if(failed, input)
+    target = _checks.nan_derivatives_if(failed, target)
+    weight = _checks.nan_derivatives_if(failed, weight)
+    delta = _checks.nan_derivatives_if(failed, jnp.asarray(delta, input.dtype))
+    loss = _huber(input - target, delta)
+    if weight is not None:
+        loss = weight * loss
+    return _checks.nan_where(failed, reduce(loss, reduction)).astype(dtype), failures
+
+
 def huber_loss(
     input: ArrayLike,
     target: ArrayLike,
     reduction: Reduction = "mean",
-    delta: float = 1.0,
+    delta: float | jax.Array = 1.0,
     weight: ArrayLike | None = None,
 ) -> jax.Array:
     r"""Huber loss, as `torch.nn.functional.huber_loss`.
@@ -203,7 +277,10 @@ def huber_loss(
         integer or boolean.
       reduction: ``'none'`` | ``'mean'`` | ``'sum'``. With a `weight`, ``'mean'`` is ``sum(w * l) / numel``,
         not a weighted average (unlike `l1_loss` and `mse_loss`; torch does the same).
-      delta: the threshold ``δ > 0`` between the quadratic and linear parts.
+      delta: the threshold ``δ > 0`` between the quadratic and linear parts: a Python number or a real JAX
+        scalar, which may be traced, batched or differentiated (the derivative is the exact one, 0 inside
+        the band and ``|d| - δ`` outside). A traced value outside the range gives a NaN loss and NaN
+        gradients, as the value checks do.
       weight: optional element weights ``w`` of exactly `input`'s shape; floating, integer or boolean.
 
     Returns:
@@ -217,18 +294,5 @@ def huber_loss(
       >>> huber_loss(jnp.array([0., 3.]), jnp.array([0.5, 0.]), delta=2.0)
       Array(2.0625, dtype=float32)
     """
-    delta = _checks.float_option("huber_loss", "delta", delta)
-    _checks.check_option("huber_loss", "delta", delta, delta > 0, "positive")
-    # torch's kernel computes in the promoted dtype of `input` and `target` but writes into an array of
-    # `input`'s dtype (so an integer `input` fails), which the weighting then promotes: the result's dtype is
-    # that of `input` and `weight`, never `target`'s.
-    _checks.floating_dtype("huber_loss", input=input)
-    dtype = _checks.floating_dtype(
-        "huber_loss", integers_to_float32=True, booleans=("weight",), input=input, weight=weight
-    )
-    booleans = ("target", "weight")
-    input, target, weight, _ = _elementwise_inputs("huber_loss", input, target, weight, reduction, booleans)
-    loss = _huber(input - target, delta)
-    if weight is not None:
-        loss = weight * loss
-    return reduce(loss, reduction).astype(dtype)
+    loss, failures = _huber_loss(input, target, reduction, delta, weight)
+    return _checks.raise_failed("huber_loss", loss, failures)

@@ -9,9 +9,10 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 
-def _torch_sign(x: jax.Array) -> jax.Array:
+def torch_sign(x: jax.Array) -> jax.Array:
     """torch's `sgn` of a real tensor: like `jnp.sign`, but 0 (not NaN) at NaN."""
     return jnp.where(jnp.isnan(x), 0, jnp.sign(x))
 
@@ -25,7 +26,7 @@ def abs(x: jax.Array) -> jax.Array:
 @abs.defjvp
 def _abs_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
     (x,), (dx,) = primals, tangents
-    return jnp.abs(x), _torch_sign(x) * dx
+    return jnp.abs(x), torch_sign(x) * dx
 
 
 def clamp_min(x: jax.Array, minimum: float) -> jax.Array:
@@ -84,7 +85,7 @@ def _vector_norm_jvp(p: float, primals: tuple[jax.Array], tangents: tuple[jax.Ar
     # same masks and the same order of the scaling (the cotangent is divided/multiplied by the norm term first).
     (x,), (dx,) = primals, tangents
     norm = vector_norm(x, p)
-    sign = _torch_sign(x)
+    sign = torch_sign(x)
     if p == 0:
         return norm, jnp.zeros_like(norm)
     if p == 1:
@@ -102,3 +103,14 @@ def _vector_norm_jvp(p: float, primals: tuple[jax.Array], tangents: tuple[jax.Ar
     scaled = sign * jnp.abs(x) ** (p - 1) if p < 2 else x * jnp.abs(x) ** (p - 2)
     zero = norm == 0
     return norm, jnp.where(zero, 0, jnp.sum(scaled * dx, axis=-1) / jnp.where(zero, 1, norm ** (p - 1)))
+
+
+def tangent_sum(*pairs: tuple[jax.Array, jax.Array | SymbolicZero]) -> jax.Array:
+    """``Σ coefficient · tangent`` over the (coefficient, tangent) pairs whose tangent is not a symbolic zero.
+
+    JVP rules written with it are linear in the tangents, so JAX's transpose of them multiplies the cotangent by the
+    same coefficients: torch's backward formulas. Skipping symbolic zeros matters: a coefficient can be infinite
+    (``-logit(0)``), and ``inf * 0`` would poison the gradient of an argument that is not even differentiated.
+    """
+    terms = [coefficient * tangent for coefficient, tangent in pairs if not isinstance(tangent, SymbolicZero)]
+    return functools.reduce(jnp.add, terms)

@@ -3,8 +3,10 @@
 Each class takes the keyword arguments of its `torch.nn` namesake (minus the deprecated `size_average` and
 `reduce`) and is called like it, ``loss(input, target, ...)``; the call is one line into the function of the
 same semantics, so a class and its function can never disagree. Instances are immutable pytrees: array
-options (`weight`, `pos_weight`) are leaves and everything else is static, so an instance can be closed over
-by a `jax.jit`-compiled function or passed to one as an argument.
+options (`weight`, `pos_weight`) and real-number options (margins, ε, β, δ, which the functions take as data)
+are leaves, everything else is static. So an instance can be closed over by a `jax.jit`-compiled function or
+passed to one as an argument (where a new margin is a new value, not a new compilation), batched by
+`jax.vmap` or differentiated by `jax.grad`.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -16,12 +18,16 @@ Example:
 """
 
 import dataclasses
+import functools
 import math
+from numbers import Real
 from typing import Any, TypeVar, dataclass_transform
 
 import jax
+import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
+from jaxloss import _checks
 from jaxloss import functional as F
 from jaxloss._linear_cross_entropy import LinearCrossEntropyOptions as LinearCrossEntropyOptions
 from jaxloss._linear_cross_entropy import torch_linear_init
@@ -70,14 +76,24 @@ def _loss_class(cls: type[_LossT]) -> type[_LossT]:
     placeholders of `vmap` and optax masks), which the constructor's initialisation and checks (e.g.
     `LinearCrossEntropyLoss`'s) are not meant for; the static fields were checked when the instance was made.
 
-    Instances compare and hash by value: two losses of one class are equal when their static fields are equal
-    and their array fields are the same arrays (compared by identity: an array's value has no hash). So equal
-    instances passed to `jax.jit` as static arguments share one compilation.
+    Instances compare and hash by value: two losses of one class are equal when their static fields and their
+    Python-float options are equal and their array fields are the same arrays (compared by identity: an array's
+    value has no hash). So equal instances passed to `jax.jit` as static arguments share one compilation.
     """
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # mypy cannot tell that `cls` is a dataclass now
-    data = tuple(f.name for f in fields if f.metadata.get("array"))
-    meta = tuple(f.name for f in fields if not f.metadata.get("array"))
+    data = tuple(f.name for f in fields if f.metadata.get("leaf"))
+    meta = tuple(f.name for f in fields if not f.metadata.get("leaf"))
+    numbers = tuple(f.name for f in fields if f.metadata.get("number"))
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(loss: _LossT, *args: Any, **kwargs: Any) -> None:
+        init(loss, *args, **kwargs)
+        for name in numbers:  # Python and NumPy reals as Python floats: ints would refuse `jax.grad`
+            value = getattr(loss, name)
+            if isinstance(value, Real) and not isinstance(value, bool):
+                object.__setattr__(loss, name, float(value))
 
     def flatten_with_keys(loss: _LossT) -> tuple[list[tuple[Any, Any]], tuple[Any, ...]]:
         return [(jax.tree_util.GetAttrKey(name), getattr(loss, name)) for name in data], _static(loss)
@@ -95,8 +111,10 @@ def _loss_class(cls: type[_LossT]) -> type[_LossT]:
         return loss
 
     def identity(loss: _LossT) -> tuple[Any, ...]:
-        """What equality and hashing compare: the static fields' values, and which arrays the leaves are."""
-        return _static(loss), tuple(id(getattr(loss, name)) for name in data)
+        """What equality and hashing compare: the static fields' values, the values of the leaves that are
+        Python floats (or None), and which arrays the other leaves are."""
+        leaves = (getattr(loss, name) for name in data)
+        return _static(loss), tuple(leaf if leaf is None or isinstance(leaf, float) else id(leaf) for leaf in leaves)
 
     def __eq__(loss: _LossT, other: object) -> bool:
         return type(other) is type(loss) and identity(loss) == identity(other)
@@ -104,6 +122,7 @@ def _loss_class(cls: type[_LossT]) -> type[_LossT]:
     def __hash__(loss: _LossT) -> int:
         return hash((type(loss), identity(loss)))
 
+    cls.__init__ = __init__  # type: ignore[method-assign,assignment]
     cls.__eq__ = __eq__  # type: ignore[method-assign,assignment]
     cls.__hash__ = __hash__  # type: ignore[method-assign,assignment]
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
@@ -112,7 +131,14 @@ def _loss_class(cls: type[_LossT]) -> type[_LossT]:
 
 def _array() -> Any:
     """A dataclass field holding an optional array, None by default: a pytree leaf (to type checkers, any value)."""
-    return dataclasses.field(default=None, metadata={"array": True})
+    return dataclasses.field(default=None, metadata={"leaf": True})
+
+
+def _number(default: float) -> Any:
+    """A dataclass field holding a real-number option (a margin, ε, ...): a pytree leaf, as the functions take it
+    as data. A Python or NumPy real is stored as a Python float; a JAX scalar as it is (traced, batched, or to be
+    differentiated: ``jax.grad`` with respect to an instance gives the option's derivative)."""
+    return dataclasses.field(default=default, metadata={"leaf": True, "number": True})
 
 
 @_loss_class
@@ -140,7 +166,7 @@ class SmoothL1Loss(Loss):
     """`torch.nn.SmoothL1Loss`. Called as ``loss(input, target)``; see `functional.smooth_l1_loss`."""
 
     reduction: Reduction = "mean"
-    beta: float = 1.0
+    beta: float | jax.Array = _number(1.0)
 
     def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
@@ -151,7 +177,7 @@ class HuberLoss(Loss):
     """`torch.nn.HuberLoss`. Called as ``loss(input, target)``; see `functional.huber_loss`."""
 
     reduction: Reduction = "mean"
-    delta: float = 1.0
+    delta: float | jax.Array = _number(1.0)
 
     def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
@@ -168,7 +194,7 @@ class CrossEntropyLoss(Loss):
     weight: jax.Array | None = _array()
     ignore_index: int = -100
     reduction: Reduction = "mean"
-    label_smoothing: float = 0.0
+    label_smoothing: float | jax.Array = _number(0.0)
     _: dataclasses.KW_ONLY
     axis: int | None = None
 
@@ -257,7 +283,7 @@ class PoissonNLLLoss(Loss):
 
     log_input: bool = True
     full: bool = False
-    eps: float = 1e-8
+    eps: float | jax.Array = _number(1e-8)
     reduction: Reduction = "mean"
 
     def __call__(self, log_input: ArrayLike, target: ArrayLike) -> jax.Array:
@@ -275,7 +301,7 @@ class GaussianNLLLoss(Loss):
 
     _: dataclasses.KW_ONLY
     full: bool = False
-    eps: float = 1e-6
+    eps: float | jax.Array = _number(1e-6)
     reduction: Reduction = "mean"
 
     def __call__(self, input: ArrayLike, target: ArrayLike, var: ArrayLike) -> jax.Array:
@@ -324,7 +350,7 @@ class MultiMarginLoss(Loss):
     """`torch.nn.MultiMarginLoss`. Called as ``loss(input, target)``; see `functional.multi_margin_loss`."""
 
     p: int = 1
-    margin: float = 1.0
+    margin: float | jax.Array = _number(1.0)
     weight: jax.Array | None = _array()
     reduction: Reduction = "mean"
 
@@ -341,7 +367,7 @@ class MarginRankingLoss(Loss):
     Called as ``loss(input1, input2, target)``; see `functional.margin_ranking_loss`.
     """
 
-    margin: float = 0.0
+    margin: float | jax.Array = _number(0.0)
     reduction: Reduction = "mean"
 
     def __call__(self, input1: ArrayLike, input2: ArrayLike, target: ArrayLike) -> jax.Array:
@@ -355,7 +381,7 @@ class HingeEmbeddingLoss(Loss):
     Called as ``loss(input, target)``; see `functional.hinge_embedding_loss`.
     """
 
-    margin: float = 1.0
+    margin: float | jax.Array = _number(1.0)
     reduction: Reduction = "mean"
 
     def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
@@ -369,7 +395,7 @@ class CosineEmbeddingLoss(Loss):
     Called as ``loss(input1, input2, target)``; see `functional.cosine_embedding_loss`.
     """
 
-    margin: float = 0.0
+    margin: float | jax.Array = _number(0.0)
     reduction: Reduction = "mean"
 
     def __call__(self, input1: ArrayLike, input2: ArrayLike, target: ArrayLike) -> jax.Array:
@@ -383,9 +409,9 @@ class TripletMarginLoss(Loss):
     Called as ``loss(anchor, positive, negative)``; see `functional.triplet_margin_loss`.
     """
 
-    margin: float = 1.0
+    margin: float | jax.Array = _number(1.0)
     p: float = 2.0
-    eps: float = 1e-6
+    eps: float | jax.Array = _number(1e-6)
     swap: bool = False
     reduction: Reduction = "mean"
 
@@ -411,7 +437,7 @@ class TripletMarginWithDistanceLoss(Loss):
 
     _: dataclasses.KW_ONLY
     distance_function: DistanceFunction | None = None
-    margin: float = 1.0
+    margin: float | jax.Array = _number(1.0)
     swap: bool = False
     reduction: Reduction = "mean"
 
@@ -494,7 +520,7 @@ class LinearCrossEntropyLoss(Loss):
     reduction: Reduction = "mean"
     weight: jax.Array | None = _array()
     ignore_index: int | None = None
-    label_smoothing: float = 0.0
+    label_smoothing: float | jax.Array = _number(0.0)
     options: LinearCrossEntropyOptions | None = None
     key: dataclasses.InitVar[jax.Array | None] = None
     linear_weight: jax.Array | None = _array()
@@ -503,7 +529,8 @@ class LinearCrossEntropyLoss(Loss):
     def __post_init__(self, bias: bool, dtype: DTypeLike | None, key: jax.Array | None) -> None:
         name = type(self).__name__
         object.__setattr__(self, "out_features", tuple(self.out_features))  # hashable: a static field
-        if self.label_smoothing < 0 or self.label_smoothing > 1:  # torch's test (NaN passes)
+        smoothing = _checks.concrete_value(self.label_smoothing)  # None when traced; an array when batched
+        if smoothing is not None and (np.any(smoothing < 0) or np.any(smoothing > 1)):  # torch's test (NaN passes)
             raise ValueError(f"{name}: `label_smoothing` must lie in [0, 1]; got {self.label_smoothing!r}.")
         if self.linear_weight is None or (bias and self.linear_bias is None):
             if key is None:

@@ -210,7 +210,7 @@ def test_pytree_rebuilds_with_none_leaves_skip_the_constructor():
         rebuilt(jnp.ones((2, 4)), jnp.array([0, 2]))
     # Keyed paths name the fields, as for dataclasses.
     paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(loss)]
-    assert paths == [".linear_weight", ".linear_bias"]
+    assert paths == [".label_smoothing", ".linear_weight", ".linear_bias"]
 
 
 def test_instances_compare_and_hash_by_value():
@@ -321,7 +321,7 @@ def test_wide_numpy_integers_that_jax_would_wrap_are_refused():
 @pytest.mark.parametrize(
     "transform, message",
     [
-        (lambda: jax.jit(lambda m: F.margin_ranking_loss(x[:, 0], y[:, 0], jnp.ones(4), margin=m))(0.5), "`margin`"),
+        (lambda: jax.jit(lambda p: F.multi_margin_loss(x, jnp.array([0, 1, 2, 0]), p=p))(1), "`p`"),
         (lambda: jax.vmap(lambda p: F.pairwise_distance(x, y, p=p))(jnp.array([1.0, 2.0])), "`p`"),
         (lambda: F.cross_entropy(x, jnp.array([0, 1, 2, 0]), ignore_index=jnp.array(-1)), "`ignore_index`"),
     ],

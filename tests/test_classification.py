@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from jax.test_util import check_grads
 from parity import (
     DTYPES,
     LOW_PRECISION,
@@ -22,6 +23,7 @@ from parity import (
 )
 
 import jaxloss.functional as F
+from jaxloss import _classification
 
 rng = np.random.default_rng(0)
 INF = np.inf
@@ -488,3 +490,167 @@ def test_seed_lesson_number():
     expected = torch.nn.CrossEntropyLoss()(torch.tensor(x), torch.tensor(t))
     assert float(expected) == pytest.approx(1.1019, abs=1e-4)
     assert float(F.cross_entropy(jnp.array(x), jnp.array(t))) == pytest.approx(float(expected), rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# label_smoothing is data: traced, differentiated, checked as a value under jit (see also test_float_options.py).
+
+SMOOTHING_INDEX = dict(
+    input=logits(6, 4), target=np.array([1, 0, -100, 3, 2, 1]), weight=class_weight(4)
+)  # one ignored target
+SMOOTHING_PROBS = dict(input=logits(6, 4), target=probabilities(6, 4), weight=class_weight(4))
+SMOOTHING_TARGETS = {"index": SMOOTHING_INDEX, "probs": SMOOTHING_PROBS}
+
+
+def torch_cross_entropy(arrays, dtype=np.float64, **options):
+    """torch's loss and its gradient with respect to `input` (the cotangent: ones)."""
+    input = torch.tensor(arrays["input"].astype(dtype), requires_grad=True)
+    target = arrays["target"]
+    target = torch.tensor(target.astype(dtype) if target.dtype.kind == "f" else target)
+    loss = torch.nn.functional.cross_entropy(
+        input, target, weight=torch.tensor(arrays["weight"].astype(dtype)), **options
+    )
+    (grad,) = torch.autograd.grad(loss.sum(), input)
+    return loss.detach().numpy(), grad.numpy()
+
+
+@pytest.mark.parametrize("targets", SMOOTHING_TARGETS)
+def test_label_smoothing_derivatives(targets):
+    """d/dε, and the derivatives in the logits and ε together, by finite differences (orders 1 and 2, forward
+    and reverse mode), per position."""
+    arrays = SMOOTHING_TARGETS[targets]
+    with jax.enable_x64(True):
+        input, target, weight = (jnp.asarray(arrays[name]) for name in ("input", "target", "weight"))
+
+        def loss(input, eps):
+            return F.cross_entropy(input, target, weight, reduction="none", label_smoothing=eps)
+
+        check_grads(lambda eps: loss(input, eps), (0.3,), order=2, modes=("fwd", "rev"))
+        check_grads(loss, (input, 0.3), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("targets", SMOOTHING_TARGETS)
+def test_label_smoothing_derivative_is_the_formulas(targets, reduction):
+    """The loss is linear in ε > 0, so d/dε is the loss at ε = 1 minus the loss at ε = 0 (``R(smooth) / C −
+    R(nll)`` for class indices), at every ε in (0, 1]; 0 for ε <= 0 (no smoothing), at 0 included."""
+    arrays = SMOOTHING_TARGETS[targets]
+    with jax.enable_x64(True):
+        input, target, weight = (jnp.asarray(arrays[name]) for name in ("input", "target", "weight"))
+
+        def loss(eps):
+            return F.cross_entropy(input, target, weight, reduction=reduction, label_smoothing=eps)
+
+        slope = loss(1.0) - loss(0.0)
+        for eps in (0.05, 0.3, 1.0):
+            np.testing.assert_allclose(jax.jacfwd(loss)(eps), slope, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(jax.jacrev(loss)(eps), slope, rtol=1e-12, atol=1e-14)
+        for eps in (-0.4, 0.0):
+            np.testing.assert_array_equal(jax.jacrev(loss)(eps), np.zeros_like(slope))
+
+
+@pytest.mark.parametrize("targets", SMOOTHING_TARGETS)
+def test_traced_label_smoothing_matches_torch(targets):
+    """ε traced by the caller's jit: torch's values and gradients for the Python value, ε <= 0 and NaN included
+    (no smoothing)."""
+    arrays = SMOOTHING_TARGETS[targets]
+    with jax.enable_x64(True):
+        input, target, weight = (jnp.asarray(arrays[name]) for name in ("input", "target", "weight"))
+
+        @jax.jit
+        def value_and_grad(input, eps):
+            loss = lambda input: F.cross_entropy(input, target, weight, reduction="none", label_smoothing=eps)  # noqa: E731
+            value, vjp = jax.vjp(loss, input)
+            return value, vjp(jnp.ones_like(value))[0]
+
+        for eps in (-0.5, 0.0, 0.1, 0.45, 1.0, float("nan")):
+            expected, expected_grad = torch_cross_entropy(arrays, reduction="none", label_smoothing=eps)
+            value, grad = value_and_grad(input, eps)
+            np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-14, err_msg=f"ε={eps}")
+            np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-14, err_msg=f"ε={eps}")
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_traced_label_smoothing_off_leaks_nothing(reduction):
+    """A traced ε <= 0 computes the smoothing part and drops it: with a -inf logit (the part is infinite) the
+    values and the derivatives of every operand, forward and reverse, are those of ε = 0 known before the call
+    (no smoothing compiled); ε's own derivative is 0."""
+    input = jnp.asarray(logits(4, 3), jnp.float32).at[1, 2].set(-jnp.inf)
+    target, weight = jnp.array([0, 1, 0, -100]), jnp.asarray(class_weight(3), jnp.float32)
+
+    def loss(input, weight, eps):
+        return jnp.sum(F.cross_entropy(input, target, weight, reduction=reduction, label_smoothing=eps))
+
+    expected = jax.value_and_grad(loss, (0, 1))(input, weight, 0.0)
+    tangents = (jnp.ones_like(input), jnp.ones_like(weight))
+    expected_tangent = jax.jvp(lambda i, w: loss(i, w, 0.0), (input, weight), tangents)[1]
+    for eps in (0.0, -0.3, float("nan")):
+        value, grads = jax.jit(jax.value_and_grad(loss, (0, 1, 2)))(input, weight, eps)
+        np.testing.assert_array_equal(value, expected[0])
+        for grad, expected_grad in zip(grads[:2], expected[1], strict=True):
+            np.testing.assert_array_equal(grad, expected_grad)
+        assert grads[2] == 0
+        tangent = jax.jit(lambda i, w, e: jax.jvp(lambda i, w: loss(i, w, e), (i, w), tangents)[1])(input, weight, eps)
+        np.testing.assert_array_equal(tangent, expected_tangent)
+    assert np.all(np.isfinite(expected[1][1]))  # the weight's gradient, which 0 · inf would have made NaN
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("targets", SMOOTHING_TARGETS)
+def test_label_smoothing_above_one_is_a_value_check(targets, reduction):
+    """ε > 1: ValueError naming it when its value is known (eagerly, eager grad); traced, a NaN loss and NaN
+    derivatives for every operand (and ε)."""
+    arrays = SMOOTHING_TARGETS[targets]
+    input, target, weight = (jnp.asarray(arrays[name], jnp.float32) for name in ("input", "target", "weight"))
+    if targets == "index":
+        target = jnp.asarray(arrays["target"])
+
+    def loss(input, target, weight, eps):
+        return jnp.sum(F.cross_entropy(input, target, weight, reduction=reduction, label_smoothing=eps))
+
+    message = r"cross_entropy: `label_smoothing` must be at most 1.0; got 1.5"
+    for eps in (1.5, np.float32(1.5), jnp.float32(1.5)):
+        with pytest.raises(ValueError, match=message):
+            loss(input, target, weight, eps)
+    with pytest.raises(ValueError, match=message):
+        jax.grad(loss, 3)(input, target, weight, 1.5)
+    argnums = (0, 2, 3) if targets == "index" else (0, 1, 2, 3)
+    value, grads = jax.jit(jax.value_and_grad(loss, argnums))(input, target, weight, 1.5)
+    assert np.isnan(value)
+    for grad in grads:
+        assert np.all(np.isnan(grad))
+    none = jax.jit(lambda e: F.cross_entropy(input, target, weight, reduction="none", label_smoothing=e))(1.5)
+    assert np.all(np.isnan(none))
+
+
+def test_label_smoothing_known_off_compiles_without_the_smoothing_term():
+    """ε known before the call to be <= 0 or NaN (the default included) compiles the loss without its class
+    reduction; positive Python values share the compilation that has it, and a traced ε uses that one too."""
+    input, target = jnp.asarray(logits(5, 7), jnp.float32), jnp.asarray(indices(5, 7))  # shapes of no other test
+
+    def core_jaxpr(loss, *args):
+        """The jaxpr of the jitted core that `loss` calls (where ε is an input, not a literal)."""
+        (call,) = jax.make_jaxpr(loss)(input, *args).eqns
+        return str(call.params["jaxpr"])
+
+    def jaxpr(eps):
+        return core_jaxpr(lambda x: F.cross_entropy(x, target, label_smoothing=eps))
+
+    off = jaxpr(0.0)
+    for eps in (-0.5, float("nan"), np.float32(0), jnp.array(-1.0)):
+        assert jaxpr(eps) == off
+    assert core_jaxpr(lambda x: F.cross_entropy(x, target)) == off
+    on = jaxpr(0.1)
+    assert on != off and off.count("reduce_sum") < on.count("reduce_sum")
+    assert jaxpr(1) == jaxpr(jnp.array(0.2)) == on
+    assert core_jaxpr(lambda x, eps: F.cross_entropy(x, target, label_smoothing=eps), 0.0) == on  # traced
+
+    core = _classification.cross_entropy_with_failures.jitted
+    before = core._cache_size()
+    F.cross_entropy(input, target)
+    for eps in (0.0, -0.5, float("nan")):
+        F.cross_entropy(input, target, label_smoothing=eps)
+    assert core._cache_size() == before + 1
+    for eps in (0.1, 0.3, 1, np.float64(0.2)):
+        F.cross_entropy(input, target, label_smoothing=eps)
+    assert core._cache_size() == before + 2

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 import torch
+from jax.test_util import check_grads
 from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
@@ -420,3 +421,86 @@ def test_gaussian_negative_var_raises_eagerly_and_is_nan_under_jit():
     assert np.isnan(jax.jit(lambda v: F.gaussian_nll_loss(x, x, v))(var))
     per_example = jax.vmap(lambda v: F.gaussian_nll_loss(x, x, v, reduction="sum"))(jnp.stack([jnp.ones((4, 1)), var]))
     assert np.isnan(per_example).tolist() == [False, True]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `eps` is data: derivatives with respect to it, against finite differences (float64, `check_grads`) and in
+# closed form. (jit, vmap, torch parity and the single compilation of every float option: test_float_options.py.)
+
+# Central differences with a step of 1e-6 err by ~1e-10 relative for these O(1) losses, far under rtol.
+GRAD_TOLERANCE = dict(atol=1e-8, rtol=1e-6, eps=1e-6)
+
+
+def check_grads64(fn, *args, order=2):
+    """`check_grads` of `fn` at `args` (as float64 arrays), orders up to `order`, forward and reverse; op by op,
+    which compiles each primitive once for all the checks (under jit, every check compiles programs of its own)."""
+    with jax.enable_x64(True), jax.disable_jit():
+        args = tuple(jnp.asarray(a, jnp.float64) for a in args)
+        check_grads(fn, args, order=order, modes=("fwd", "rev"), **GRAD_TOLERANCE)
+
+
+# The reduction is a plain sum or mean after the element losses: each once, 'none' with forward mode comparing
+# every element's tangent.
+@pytest.mark.parametrize("full, reduction", [(False, "none"), (True, "mean"), (False, "sum")])
+def test_poisson_eps_derivatives(full, reduction):
+    """d/d eps of ``x - t log(x + eps)`` is ``-t / (x + eps)``; the loss is smooth in eps (rates > 0)."""
+    local = np.random.default_rng(10)
+    x, t = local.uniform(0.2, 2, (4, 3)), local.uniform(0, 4, (4, 3))  # t both sides of the Stirling switch at 1
+
+    def loss(input, eps):
+        return F.poisson_nll_loss(input, t, log_input=False, full=full, eps=eps, reduction=reduction)
+
+    check_grads64(lambda eps: loss(x, eps), 0.3)
+    check_grads64(loss, x, 0.3)
+    with jax.enable_x64(True):
+        grad = jax.grad(lambda eps: loss(x, eps).sum())(jnp.float64(0.3))
+        expected = np.sum(-t / (x + 0.3)) / (t.size if reduction == "mean" else 1)
+        np.testing.assert_allclose(grad, expected, rtol=1e-12)
+        # log_input=True does not use eps: its derivative is exactly 0.
+        unused = jax.grad(lambda eps: F.poisson_nll_loss(x, t, eps=eps, reduction=reduction).sum())(jnp.float64(0.3))
+        assert unused == 0
+
+
+# var entries at least 0.15 from eps = 0.3 on either side: 5 of 12 clamped, where the loss is smooth in eps.
+GNLL_EPS = 0.3
+GNLL_VAR = np.array([[0.05, 0.6, 1.2], [0.15, 0.0, 0.9], [2.0, 0.1, 0.45], [0.7, 1.5, 0.12]])
+GNLL_CLAMPED = GNLL_VAR < GNLL_EPS
+
+
+@pytest.mark.parametrize("full, reduction", [(False, "none"), (True, "mean"), (False, "sum")])
+def test_gaussian_eps_derivatives(full, reduction):
+    """Where var < eps the loss is ``(log eps + r²/eps) / 2``: d/d eps is ``(1/eps - r²/eps²) / 2`` there, 0 where
+    var >= eps; the var gradient stays straight-through (the loss's derivative at eps, also where clamped)."""
+    local = np.random.default_rng(11)
+    x, t = local.standard_normal((4, 3)), local.standard_normal((4, 3))
+    assert 0 < GNLL_CLAMPED.sum() < GNLL_CLAMPED.size and np.abs(GNLL_VAR - GNLL_EPS).min() >= 0.15
+
+    def loss(input, target, eps):
+        return F.gaussian_nll_loss(input, target, GNLL_VAR, full=full, eps=eps, reduction=reduction)
+
+    check_grads64(lambda eps: loss(x, t, eps), GNLL_EPS)
+    check_grads64(loss, x, t, GNLL_EPS)
+    with jax.enable_x64(True):
+        grad_eps = jax.grad(lambda eps: loss(x, t, eps).sum())(jnp.float64(GNLL_EPS))
+        scale = x.size if reduction == "mean" else 1
+        d_clamped = 0.5 * (1 / GNLL_EPS - (x - t) ** 2 / GNLL_EPS**2)
+        np.testing.assert_allclose(grad_eps, np.sum(np.where(GNLL_CLAMPED, d_clamped, 0)) / scale, rtol=1e-12)
+        # Nothing clamped: the derivative is exactly 0.
+        unclamped = jax.grad(lambda eps: F.gaussian_nll_loss(x, t, GNLL_VAR + 0.1, eps=eps, reduction=reduction).sum())
+        assert unclamped(jnp.float64(0.05)) == 0
+        # Differentiating eps too leaves the var gradient torch's straight-through one.
+        grad_var, _ = jax.grad(
+            lambda v, eps: F.gaussian_nll_loss(x, t, v, full=full, eps=eps, reduction=reduction).sum(), argnums=(0, 1)
+        )(jnp.asarray(GNLL_VAR), jnp.float64(GNLL_EPS))
+        clamped_var = np.maximum(GNLL_VAR, GNLL_EPS)
+        expected_var = 0.5 * (1 / clamped_var - (x - t) ** 2 / clamped_var**2) / scale
+        np.testing.assert_allclose(grad_var, expected_var, rtol=1e-12)
+
+
+def test_gaussian_eps_derivative_nan_with_negative_var_under_jit():
+    """Like every operand's, the eps derivative is NaN when the value check fails under jit."""
+    x, var = jnp.zeros((4, 3)), jnp.ones((4, 1)).at[2].set(-0.5)
+    grad = jax.jit(jax.grad(lambda eps: F.gaussian_nll_loss(x, x, var, eps=eps)))(jnp.float32(2.0))
+    assert np.isnan(grad)
+    grad = jax.jit(jax.grad(lambda eps: F.gaussian_nll_loss(x, x, jnp.ones((4, 1)), eps=eps)))(jnp.float32(2.0))
+    assert grad == 0.5 * (1 / 2.0)

@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from jax.test_util import check_grads
 from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
-from jaxloss import nn
+from jaxloss import _linear_cross_entropy, nn
 from jaxloss.nn import LinearCrossEntropyOptions
 
 rng = np.random.default_rng(0)
@@ -422,7 +423,8 @@ def test_class_initialises_like_torch_linear():
     np.testing.assert_array_equal(again.linear_weight, loss.linear_weight)
     half = nn.LinearCrossEntropyLoss(16, 5, dtype=jnp.float16, key=jax.random.key(1))
     assert half.linear_weight.dtype == jnp.float16 and half.linear_bias is None
-    (leaf,) = jax.tree.leaves(half)  # no bias, no class weight: the weight is the only leaf
+    # No bias, no class weight: the weight is the only array leaf (label_smoothing, a float, is a leaf too).
+    (leaf,) = [leaf for leaf in jax.tree.leaves(half) if isinstance(leaf, jax.Array)]
     assert leaf is half.linear_weight
 
 
@@ -446,3 +448,114 @@ def test_class_bad_construction():
         nn.LinearCrossEntropyLoss(IN, C)
     with pytest.raises(ValueError, match="^LinearCrossEntropyLoss: pass `key`"):
         nn.LinearCrossEntropyLoss(IN, C, bias=True, linear_weight=jnp.ones((C, IN)))
+
+
+# --- label_smoothing is data: traced, differentiated, checked as a value under jit ----------------------------
+
+SMOOTHING_TARGETS = {"index": np.array([1, 0, 1, 3, 2, 4, 1]), "probs": probabilities(N, C)}
+SMOOTHING_ARRAYS = dict(
+    input=x(N), linear_weight=w(), linear_bias=rng.standard_normal(C), weight=rng.uniform(0.2, 2, C)
+)
+
+
+@pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())
+@pytest.mark.parametrize("targets", SMOOTHING_TARGETS)
+def test_label_smoothing_derivatives(targets, options):
+    """d/dε, and (on the chunked path, jaxloss's own code; the unchunked one is cross_entropy's) the derivatives
+    in the input and ε together, by finite differences (orders 1 and 2, forward and reverse mode), per row."""
+    with jax.enable_x64(True):
+        arrays = {name: jnp.asarray(array) for name, array in SMOOTHING_ARRAYS.items()}
+        target = jnp.asarray(SMOOTHING_TARGETS[targets])
+        ignore_index = 1 if targets == "index" else None
+
+        def loss(input, eps):
+            return F.linear_cross_entropy(
+                input,
+                arrays["linear_weight"],
+                target,
+                linear_bias=arrays["linear_bias"],
+                weight=arrays["weight"],
+                reduction="none",
+                ignore_index=ignore_index,
+                label_smoothing=eps,
+                options=options,
+            )
+
+        check_grads(lambda eps: loss(arrays["input"], eps), (0.3,), order=2, modes=("fwd", "rev"))
+        if options is not None:
+            check_grads(loss, (arrays["input"], 0.3), order=1, modes=("fwd", "rev"))
+        np.testing.assert_array_equal(jax.jacrev(loss, 1)(arrays["input"], -0.4), np.zeros(N))
+
+
+@pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())
+@pytest.mark.parametrize("targets", SMOOTHING_TARGETS)
+def test_traced_label_smoothing_matches_torch(targets, options):
+    """ε traced by the caller's jit: torch's values and gradients for the Python value, ε <= 0 and NaN included
+    (no smoothing)."""
+    target = SMOOTHING_TARGETS[targets]
+    differentiated = ("input", "linear_weight", "linear_bias")  # torch refuses to differentiate `weight`
+    tensors = {
+        name: torch.tensor(array, requires_grad=name in differentiated) for name, array in SMOOTHING_ARRAYS.items()
+    }
+    with jax.enable_x64(True):
+        arrays = {name: jnp.asarray(array) for name, array in SMOOTHING_ARRAYS.items()}
+
+        @jax.jit
+        def value_and_grads(arrays, eps):
+            def loss(arrays):
+                return F.linear_cross_entropy(
+                    **arrays, target=jnp.asarray(target), reduction="sum", label_smoothing=eps, options=options
+                )
+
+            return jax.value_and_grad(loss)(arrays)
+
+        for eps in (-0.5, 0.0, 0.1, 1.0, float("nan")):
+            expected = torch.nn.functional.linear_cross_entropy(
+                **tensors, target=torch.tensor(target), reduction="sum", label_smoothing=eps
+            )
+            expected_grads = torch.autograd.grad(expected, [tensors[name] for name in differentiated])
+            value, grads = value_and_grads(arrays, eps)
+            np.testing.assert_allclose(value, expected.detach().numpy(), rtol=1e-12, err_msg=f"ε={eps}")
+            for name, expected_grad in zip(differentiated, expected_grads, strict=True):
+                np.testing.assert_allclose(
+                    grads[name], expected_grad, rtol=1e-11, atol=1e-13, err_msg=f"{name} ε={eps}"
+                )
+
+
+@pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())
+@pytest.mark.parametrize("targets", SMOOTHING_TARGETS)
+def test_label_smoothing_above_one_is_a_value_check(targets, options):
+    """ε > 1: ValueError naming it when its value is known; traced, a NaN loss and NaN derivatives for every
+    operand (and ε)."""
+    arrays = {name: jnp.asarray(array, jnp.float32) for name, array in SMOOTHING_ARRAYS.items()}
+    arrays["target"] = jnp.asarray(SMOOTHING_TARGETS[targets])
+
+    def loss(arrays, eps, reduction="mean"):
+        return F.linear_cross_entropy(**arrays, reduction=reduction, label_smoothing=eps, options=options)
+
+    with pytest.raises(ValueError, match=r"^linear_cross_entropy: `label_smoothing` must be at most 1.0; got 1.5"):
+        loss(arrays, jnp.float32(1.5))
+    with pytest.raises(ValueError, match=r"^linear_cross_entropy: `label_smoothing` must be at most 1.0"):
+        jax.grad(loss, 1)(arrays, 1.5)
+    floating = {name: array for name, array in arrays.items() if jnp.issubdtype(array.dtype, jnp.floating)}
+    value, grads = jax.jit(jax.value_and_grad(lambda f, e: loss({**arrays, **f}, e), (0, 1)))(floating, 1.5)
+    assert np.isnan(value)
+    for grad in jax.tree.leaves(grads):
+        assert np.all(np.isnan(grad))
+    assert np.all(np.isnan(jax.jit(lambda e: loss(arrays, e, "none"))(1.5)))
+
+
+def test_label_smoothing_known_off_compiles_without_the_smoothing_term():
+    """ε known before the call to be <= 0 or NaN (the default included) is one compilation, without the
+    smoothing term; positive values are another."""
+    input, linear_weight = jnp.asarray(x(3), jnp.float32), jnp.asarray(w(), jnp.float32)  # shapes of no other test
+    target = jnp.asarray(indices(3))
+    core = _linear_cross_entropy._linear_cross_entropy.jitted
+    before = core._cache_size()
+    F.linear_cross_entropy(input, linear_weight, target)
+    for eps in (0.0, -0.5, float("nan"), np.float32(0)):
+        F.linear_cross_entropy(input, linear_weight, target, label_smoothing=eps)
+    assert core._cache_size() == before + 1
+    for eps in (0.1, 1, np.float32(0.2)):
+        F.linear_cross_entropy(input, linear_weight, target, label_smoothing=eps)
+    assert core._cache_size() == before + 2

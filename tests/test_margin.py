@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 import torch
+from jax.test_util import check_grads
 from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
@@ -477,3 +478,100 @@ def test_hinge_embedding_bad_input():
     check_raises(lambda: F.hinge_embedding_loss(x, jnp.ones(3)), ValueError, name + "shapes do not broadcast")
     check_raises(lambda: F.hinge_embedding_loss(x, x, reduction="batchmean"), ValueError, name + "`reduction` must be")
     check_raises(lambda: F.hinge_embedding_loss(x, x, margin=None), TypeError, name + "`margin` must be a real number")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `margin` is data: derivatives with respect to it, against finite differences (float64, `check_grads`) and in
+# closed form, at points where every hinge argument is at least 0.1 from its kink (finite differences say
+# nothing at a kink; torch's subgradient there is the parity grids' business). (jit, vmap, torch parity and the
+# single compilation of every float option: test_float_options.py.)
+
+# Central differences with a step of 1e-6 err by ~1e-10 relative for these O(1) losses, far under rtol.
+GRAD_TOLERANCE = dict(atol=1e-8, rtol=1e-6, eps=1e-6)
+
+
+def check_grads64(fn, *args):
+    """`check_grads` of `fn` at `args` (as float64 arrays), orders 1 and 2, forward and reverse; op by op, which
+    compiles each primitive once for all the checks (under jit, every check compiles programs of its own)."""
+    with jax.enable_x64(True), jax.disable_jit():
+        args = tuple(jnp.asarray(a, jnp.float64) for a in args)
+        check_grads(fn, args, order=2, modes=("fwd", "rev"), **GRAD_TOLERANCE)
+
+
+def hinge_arguments(seed, shape):
+    """Hinge arguments z of both signs, with |z| in [0.1, 1.5]."""
+    local = np.random.default_rng(seed)
+    return local.choice([-1.0, 1.0], shape) * local.uniform(0.1, 1.5, shape)
+
+
+# Scores on a grid of 0.25 with margin 0.625: every margin - x[y] + x[i] is an odd multiple of 0.125.
+MM_GRID_MARGIN = 0.625
+MM_GRID = dict(input=0.25 * np.random.default_rng(20).integers(-4, 5, (6, 5)), target=labels(5, 6))
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_multi_margin_margin_derivatives(p, weighted):
+    """d mean / d margin is ``Σ_n w[y_n] / (N C) Σ_{i != y_n, z > 0} p z^(p-1)``, z = margin - x[y] + x[i]."""
+    x, y = MM_GRID["input"], MM_GRID["target"]
+    weight = MM_WEIGHT if weighted else None
+    z = MM_GRID_MARGIN - np.take_along_axis(x, y[:, None], axis=-1) + x
+    others = np.arange(5) != y[:, None]
+    assert np.abs(z[others]).min() >= 0.1 and (z[others] > 0).any() and (z[others] < 0).any()
+
+    def loss(input, margin, reduction="mean"):
+        return F.multi_margin_loss(input, y, p=p, margin=margin, weight=weight, reduction=reduction)
+
+    check_grads64(lambda margin: loss(x, margin, "none"), MM_GRID_MARGIN)
+    check_grads64(loss, x, MM_GRID_MARGIN)
+    with jax.enable_x64(True):
+        grad = jax.grad(loss, argnums=1)(jnp.asarray(x), jnp.float64(MM_GRID_MARGIN))
+        terms = np.where(others & (z > 0), p * np.maximum(z, 0) ** (p - 1), 0).sum(-1)
+        w = np.ones(len(y)) if weight is None else weight[y]
+        np.testing.assert_allclose(grad, np.mean(w * terms) / 5, rtol=1e-12)
+
+
+def test_multi_margin_margin_derivative_nan_with_bad_target_under_jit():
+    """Like every operand's, the margin derivative is NaN when the value check fails under jit."""
+    x = jnp.asarray(MM_GRID["input"], jnp.float32)
+
+    def grad(target):
+        return jax.jit(jax.grad(lambda margin: F.multi_margin_loss(x, target, margin=margin)))(jnp.float32(0.625))
+
+    assert np.isfinite(grad(jnp.asarray(MM_GRID["target"])))
+    assert np.isnan(grad(jnp.asarray(MM_GRID["target"]).at[0].set(5)))
+
+
+def test_margin_ranking_margin_derivatives():
+    """d loss / d margin is 1 where -t (x1 - x2) + margin > 0, else 0: for 'mean', the active fraction."""
+    local = np.random.default_rng(21)
+    z, x2 = hinge_arguments(22, (4, 3)), local.standard_normal((4, 3))
+    t = local.choice([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0], (4, 3))  # any value, not only +-1
+    margin = 0.3
+    x1 = x2 + (margin - z) / t  # so that -t (x1 - x2) + margin = z
+
+    def loss(input1, input2, target, margin, reduction="mean"):
+        return F.margin_ranking_loss(input1, input2, target, margin=margin, reduction=reduction)
+
+    check_grads64(lambda margin: loss(x1, x2, t, margin, "none"), margin)
+    check_grads64(loss, x1, x2, t, margin)
+    with jax.enable_x64(True):
+        grad = jax.grad(loss, argnums=3)(x1, x2, t, jnp.float64(margin))
+        np.testing.assert_allclose(grad, np.mean(z > 0), rtol=1e-12)
+
+
+def test_hinge_embedding_margin_derivatives():
+    """d loss / d margin is 1 where t != 1 and x < margin, else 0: for 'mean', that fraction."""
+    margin = -0.4
+    z = hinge_arguments(23, (4, 3))
+    x = margin - z  # the hinge's argument margin - x is z
+    t = np.random.default_rng(24).choice([1.0, -1.0, 0.0, 2.0], (4, 3))
+
+    def loss(input, margin, reduction="mean"):
+        return F.hinge_embedding_loss(input, t, margin=margin, reduction=reduction)
+
+    check_grads64(lambda margin: loss(x, margin, "none"), margin)
+    check_grads64(loss, x, margin)
+    with jax.enable_x64(True):
+        grad = jax.grad(loss, argnums=1)(jnp.asarray(x), jnp.float64(margin))
+        np.testing.assert_allclose(grad, np.mean((t != 1) & (z > 0)), rtol=1e-12)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from jax.test_util import check_grads
 from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
 
 import jaxloss.functional as F
@@ -225,3 +226,106 @@ def test_seed_lesson_numbers():
     assert float(F.l1_loss(sample, target)) == 1.0
     assert float(F.smooth_l1_loss(sample, target)) == 0.625
     assert float(F.mse_loss(sample, target)) == 1.5
+
+
+# β and δ are data: differentiable (checked here against finite differences, away from the kinks), traced under
+# `jit` (β = 0 included), and NaN rather than an error when a traced value is out of range. (One compilation per
+# loss, `vmap` and the `nn` classes: tests/test_float_options.py.)
+
+# check_grads in float64 and op by op, as in tests/test_custom_derivatives.py (which explains the tolerances).
+GRAD_TOLERANCE = dict(atol=1e-8, rtol=1e-6, eps=1e-6)
+OPTIONS = {"smooth_l1_loss": "beta", "huber_loss": "delta"}
+
+
+def option_point():
+    """Differences d = input - target with |d| in [0.1, 0.4] or [0.6, 2]: at least 0.1 from both kinks, d = 0
+    and |d| = 0.5 (the option's value below), in both branches."""
+    local = np.random.default_rng(3)
+    target = local.standard_normal((4, 3))
+    magnitude = np.where(
+        local.uniform(size=(4, 3)) < 0.5, local.uniform(0.1, 0.4, (4, 3)), local.uniform(0.6, 2, (4, 3))
+    )
+    return target + local.choice([-1.0, 1.0], (4, 3)) * magnitude, target
+
+
+@pytest.mark.parametrize("loss, weighted", [("smooth_l1_loss", False), ("huber_loss", False), ("huber_loss", True)])
+def test_option_derivatives(loss, weighted):
+    """Orders 1 and 2, forward and reverse, in the option alone and in `input` and the option together."""
+    input, target = option_point()
+    extra = dict(weight=np.random.default_rng(4).uniform(0.5, 2, (4, 3))) if weighted else {}
+
+    def of(x, value):
+        return getattr(F, loss)(x, target, reduction="none", **{OPTIONS[loss]: value}, **extra)
+
+    with jax.enable_x64(True), jax.disable_jit():
+        option = jnp.float64(0.5)
+        check_grads(lambda value: of(input, value), (option,), order=2, modes=("fwd", "rev"), **GRAD_TOLERANCE)
+        check_grads(of, (input, option), order=2, modes=("fwd", "rev"), **GRAD_TOLERANCE)
+        # The closed forms: -0.5 min(1, d² / β²) for smooth_l1, w (|d| - δ) outside the band for huber.
+        d = np.abs(input - target)
+        expected = -0.5 * np.minimum(1, (d / 0.5) ** 2) if loss == "smooth_l1_loss" else np.maximum(d - 0.5, 0)
+        np.testing.assert_allclose(
+            jax.jacfwd(lambda value: of(input, value))(option), expected * extra.get("weight", 1)
+        )
+
+
+def test_beta_zero_traced_is_l1():
+    """β = 0 traced under `jit`: l1_loss's values and torch's gradient (0 at d = 0 and at NaN), with no NaN from
+    the unused Huber branch; the derivative in β is the one-sided -0.5 (0 where d = 0, where the loss is 0 for
+    every β)."""
+    input = np.array([0.0, 1.0, -2.0, 0.25, np.inf, -np.inf, np.nan], np.float32)
+    target = np.zeros_like(input)
+    x = torch.tensor(input, requires_grad=True)
+    torch_loss = torch.nn.functional.smooth_l1_loss(x, torch.tensor(target), reduction="none", beta=0.0)
+    torch_loss.backward(torch.ones_like(torch_loss))
+
+    @jax.jit
+    def loss_and_grads(x, beta):
+        value, vjp = jax.vjp(lambda x, beta: F.smooth_l1_loss(x, target, reduction="none", beta=beta), x, beta)
+        return value, *vjp(jnp.ones_like(value))
+
+    value, d_input, d_beta = loss_and_grads(jnp.asarray(input), jnp.float32(0.0))
+    np.testing.assert_array_equal(value, F.l1_loss(input, target, reduction="none"))
+    np.testing.assert_array_equal(value, torch_loss.detach().numpy())
+    np.testing.assert_array_equal(d_input, x.grad.numpy())
+    assert d_beta == -0.5 * 6  # the six non-zero differences (NaN included)
+    with jax.enable_x64(True):  # against a one-sided difference, the finite elements
+
+        def smooth_l1(beta):
+            return F.smooth_l1_loss(input[:4].astype(np.float64), target[:4], reduction="none", beta=beta)
+
+        step = 1e-6
+        np.testing.assert_allclose(
+            jax.jacfwd(smooth_l1)(jnp.float64(0.0)), (smooth_l1(step) - smooth_l1(0.0)) / step, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (0, 3)], ids=["2d", "empty"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize(
+    "loss, value, message",
+    [
+        ("smooth_l1_loss", -1.0, "`beta` must be non-negative"),
+        ("smooth_l1_loss", np.nan, "`beta` must be non-negative"),
+        ("huber_loss", 0.0, "`delta` must be positive"),
+        ("huber_loss", -1.0, "`delta` must be positive"),
+        ("huber_loss", np.nan, "`delta` must be positive"),
+    ],
+)
+def test_invalid_option(loss, value, message, reduction, shape):
+    """Traced under `jit`, an out-of-range β or δ gives a NaN loss and NaN gradients (a value check); known (a
+    Python number or JAX scalar, also under eager `jax.grad`), it raises a ValueError naming it, as torch does."""
+    local = np.random.default_rng(5)
+    input, target = jnp.asarray(local.standard_normal(shape), jnp.float32), local.standard_normal(shape)
+
+    def of(x, option):
+        return getattr(F, loss)(x, target, reduction=reduction, **{OPTIONS[loss]: option})
+
+    option = jnp.float32(value)
+    assert np.all(np.isnan(jax.jit(of)(input, option)))
+    d_input, d_option = jax.jit(jax.grad(lambda x, option: jnp.sum(of(x, option)), argnums=(0, 1)))(input, option)
+    assert np.all(np.isnan(d_input))
+    assert np.isnan(d_option) or (reduction == "none" and not input.size)  # no loss, nothing to differentiate
+    for call in (lambda: of(input, value), lambda: of(input, option), lambda: jax.grad(of, 1)(input, option)):
+        with pytest.raises(ValueError, match=f"{loss}: {message}"):
+            call()
