@@ -10,7 +10,6 @@ Run from the repository root::
     python experiments/lessons/lesson1_losses.py
 """
 
-import argparse
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -123,18 +122,13 @@ def gradients(torch) -> None:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line (None: `sys.argv`). The lesson takes no arguments; ``--help`` prints its docstring."""
-    return _arguments.lesson_parser(__doc__, __file__).parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the lesson and prints its numbers (next to torch's where torch is installed).
 
     Args:
       argv: the command-line arguments (none are taken), None for `sys.argv`; pass ``[]`` from Python.
     """
-    parse_args(argv)
+    _arguments.lesson_parser(__doc__, __file__).parse_args(argv)  # none taken; --help prints the docstring
     torch = _torch()
     print(
         f"Lesson 1: losses on toy tensors (JAX {jax.__version__}"

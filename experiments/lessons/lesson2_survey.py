@@ -11,7 +11,6 @@ Run from the repository root::
     python experiments/lessons/lesson2_survey.py
 """
 
-import argparse
 import importlib.util
 import pathlib
 import sys
@@ -238,18 +237,13 @@ def tensorflow_forms(torch) -> None:
         show(f"  tf.nn.{name} (agrees with the formula)", tf_value)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line (None: `sys.argv`). The lesson takes no arguments; ``--help`` prints its docstring."""
-    return _arguments.lesson_parser(__doc__, __file__).parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the survey and prints its numbers (next to torch's where torch is installed).
 
     Args:
       argv: the command-line arguments (none are taken), None for `sys.argv`; pass ``[]`` from Python.
     """
-    parse_args(argv)
+    _arguments.lesson_parser(__doc__, __file__).parse_args(argv)  # none taken; --help prints the docstring
     torch = _torch()
     print(
         f"Lesson 2: the loss survey (JAX {jax.__version__}"

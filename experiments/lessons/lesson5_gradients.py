@@ -13,7 +13,6 @@ Run from the repository root::
     python experiments/lessons/lesson5_gradients.py
 """
 
-import argparse
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -219,18 +218,13 @@ def softmax_jacobian(torch) -> None:
         print("  (positive on the diagonal, negative elsewhere, each column sums to 0)")
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line (None: `sys.argv`). The lesson takes no arguments; ``--help`` prints its docstring."""
-    return _arguments.lesson_parser(__doc__, __file__).parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the lesson's five steps, printing each gradient by JAX next to torch's.
 
     Args:
       argv: the command-line arguments (none are taken), None for `sys.argv`; pass ``[]`` from Python.
     """
-    parse_args(argv)
+    _arguments.lesson_parser(__doc__, __file__).parse_args(argv)  # none taken; --help prints the docstring
     torch = _torch()
     print(
         f"Lesson 5: gradients by hand (JAX {jax.__version__}"
