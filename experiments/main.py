@@ -28,7 +28,7 @@ from absl import app, flags
 if __package__ in (None, ""):  # run as a script: make the `experiments` package importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from experiments import distributed, errors, train
+from experiments import compilation_cache, distributed, errors, train
 
 
 class ConfigError(errors.RunError, ValueError):
@@ -46,6 +46,12 @@ _RESUME_STEP = flags.DEFINE_integer(
     "Continue the run in --workdir from the checkpoint of this step (implies --resume); newer checkpoints are "
     "moved to checkpoints_set_aside.",
     lower_bound=1,
+)
+_COMPILATION_CACHE_DIR = flags.DEFINE_string(
+    "compilation_cache_dir",
+    str(compilation_cache.DEFAULT_DIR),
+    "JAX's persistent compilation cache: a repeated run loads its compiled steps from here instead of compiling "
+    "them (first step about 0.2 s instead of 0.9 s on a 2-core CPU); empty to turn it off.",
 )
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices",
@@ -72,6 +78,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     with errors.exit_on_user_errors(cli.WORKDIR.value, resumable=True):
         config = cli.config_from_flags()
+        if _COMPILATION_CACHE_DIR.value:
+            compilation_cache.enable(_COMPILATION_CACHE_DIR.value)
         # Both before anything else touches JAX's devices.
         if _CPU_DEVICES.value is not None:
             _use_cpu_devices(_CPU_DEVICES.value)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from experiments import xla_cpu
 from experiments.input_pipeline import IGNORE_INDEX
 from jaxloss.functional import cross_entropy
 
@@ -97,6 +98,8 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation) -
     Rows labelled `IGNORE_INDEX` (the padding of a short last batch) are left out of the mean, as torch's
     `CrossEntropyLoss` would give for the short batch itself.
 
+    On one CPU device the step's convolutions run on Eigen, over every core (`experiments.xla_cpu`).
+
     Data parallelism needs no other step: called with a batch split over a mesh's devices and replicated
     `params`/`opt_state` (`experiments.distributed`), the jitted step runs partitioned, and its loss and gradients
     are those of the whole global batch. Mixed precision is the model's: e.g. `Tudui(dtype=jnp.bfloat16)`
@@ -114,7 +117,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation) -
     def loss_fn(params, batch: Batch) -> jax.Array:
         return cross_entropy(_logits(model, params, batch), batch["label"], ignore_index=IGNORE_INDEX)
 
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    @functools.partial(jax.jit, donate_argnums=(0, 1), compiler_options=xla_cpu.compiler_options())
     def train_step(params, opt_state, batch: Batch):
         loss, grads = jax.value_and_grad(loss_fn)(params, batch)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -135,7 +138,7 @@ def make_eval_step(model: nn.Module) -> Callable[..., Any]:
         batches; accuracy is `correct / count`, mean loss `loss_sum / count`.
     """
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=xla_cpu.compiler_options())
     def eval_step(params, batch: Batch) -> dict[str, jax.Array]:
         logits = _logits(model, params, batch)
         labels = batch["label"]

@@ -105,6 +105,7 @@ def test_two_processes_train_as_one(tmp_path):
                 sys.executable,
                 "experiments/main.py",
                 f"--workdir={workdir}",
+                "--compilation_cache_dir=",
                 "--cpu_devices=2",
                 *flags,
                 "--config.distributed.enabled=True",

@@ -45,6 +45,7 @@ def finished_command_lines(tmp_path_factory):
     processes = {
         name: subprocess.Popen(
             [sys.executable, "experiments/main.py", f"--workdir={tmp_path_factory.mktemp('run')}", "--dataset=digits"]
+            + ["--compilation_cache_dir="]
             + arguments,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -72,7 +73,7 @@ def command_line(tmp_path, monkeypatch):
     from experiments import cli, main
 
     def run(*arguments, config=None):
-        flags.FLAGS(["main.py", f"--workdir={tmp_path / 'run'}", *arguments])
+        flags.FLAGS(["main.py", f"--workdir={tmp_path / 'run'}", "--compilation_cache_dir=", *arguments])
         monkeypatch.setattr(cli, "config_from_flags", lambda: config or small_config())
         try:
             main.main(["main.py"])

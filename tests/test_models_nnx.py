@@ -11,6 +11,7 @@ import pytest
 import torch
 from flax import nnx
 
+from experiments import xla_cpu
 from experiments.input_pipeline import IGNORE_INDEX
 from experiments.models import IMAGE_SHAPE, Tudui, tudui_nnx
 from experiments.torch_interop import tudui_nnx_load_torch, tudui_nnx_to_torch, tudui_params_from_torch
@@ -125,7 +126,9 @@ def test_load_casts_to_the_models_dtype_and_rejects_other_class_counts():
         tudui_nnx_load_torch(model, five_classes)
 
 
-def test_nnx_train_step_in_lock_step_with_make_train_step():
+def test_nnx_train_step_in_lock_step_with_make_train_step(monkeypatch):
+    # `nnx.jit` takes no compiler options: both steps compiled with XLA's defaults (YNNPACK convolutions).
+    monkeypatch.setattr(xla_cpu, "eigen_convolutions", lambda: False)
     rng = np.random.default_rng(2)
     batch = {
         "image": jnp.asarray(dyadic_images(blocky_images(rng, 8), np.float32)),

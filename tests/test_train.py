@@ -157,7 +157,7 @@ def test_command_line_refuses_to_overwrite_and_takes_shorthand_flags(uninterrupt
 
     workdir, _ = uninterrupted
     try:
-        flags.FLAGS(["main.py", f"--workdir={workdir}", "--seed=7", "--dataset=digits"])
+        flags.FLAGS(["main.py", f"--workdir={workdir}", "--seed=7", "--dataset=digits", "--compilation_cache_dir="])
         config = cli.config_from_flags()
         assert (config.seed, config.dataset, config.learning_rate, config.batch_size) == (7, "digits", 0.01, 64)
         with pytest.raises(SystemExit) as exited:
