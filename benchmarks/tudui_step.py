@@ -21,7 +21,9 @@ before each contender's timed calls to absorb the switch between libraries: torc
 spinning after a call, XLA's pool sleeps), so that drift of a shared machine hits them alike. The report
 gives median images/s and, for the ratios, the median over rounds of the per-round ratio against the faster
 torch format. The first-step time is measured in a fresh interpreter with JAX's persistent compilation cache
-off: tracing, compiling and running the first train step, after imports and parameter initialisation.
+off: tracing, compiling and running the first train step, after imports and parameter initialisation; then
+twice with a new persistent compilation cache, as `main.py` keeps one: cold (compiled and stored) and warm
+(loaded).
 """
 
 import argparse
@@ -29,6 +31,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -45,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cpu_devices", type=int, default=1, help="JAX devices to make of the CPU")
     parser.add_argument("--bfloat16", action="store_true", help="also time mixed precision (bfloat16 compute)")
     parser.add_argument("--first-step-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compilation-cache", default="", help=argparse.SUPPRESS)  # with --first-step-only
     return parser.parse_args()
 
 
@@ -61,13 +65,14 @@ def main() -> None:
 
     jax.config.update("jax_num_cpu_devices", args.cpu_devices)  # before JAX starts its CPU backend
     if args.first_step_only:
-        print(first_train_step_seconds())
+        print(first_train_step_seconds(args.compilation_cache))
         return
     run_benchmark(args)
 
 
-def first_train_step_seconds() -> float:
-    """Seconds to trace, compile and run the first train step, in this (fresh) process."""
+def first_train_step_seconds(compilation_cache: str) -> float:
+    """Seconds to trace, compile (or load from `compilation_cache`, if given) and run the first train step, in
+    this (fresh) process."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -75,7 +80,12 @@ def first_train_step_seconds() -> float:
     from experiments.models import Tudui
     from experiments.train_steps import make_train_step, torch_sgd
 
-    jax.config.update("jax_enable_compilation_cache", False)
+    if compilation_cache:
+        from experiments import compilation_cache as cache
+
+        cache.enable(compilation_cache)
+    else:
+        jax.config.update("jax_enable_compilation_cache", False)
     model, optimizer = Tudui(), torch_sgd(0.01)
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
     opt_state = optimizer.init(params)
@@ -87,9 +97,11 @@ def first_train_step_seconds() -> float:
     return time.perf_counter() - start
 
 
-def fresh_process_first_step(cores: int) -> tuple[float, float]:
-    """(seconds of the first train step, seconds from interpreter start to its end) in a new interpreter."""
+def fresh_process_first_step(cores: int, compilation_cache: str = "") -> tuple[float, float]:
+    """(seconds of the first train step, seconds from interpreter start to its end) in a new interpreter, with
+    JAX's persistent compilation cache in `compilation_cache` (off if empty)."""
     command = [sys.executable, __file__, "--first-step-only", "--cores", str(cores)]
+    command += ["--compilation-cache", compilation_cache]
     start = time.perf_counter()
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     return float(result.stdout.split()[-1]), time.perf_counter() - start
@@ -200,6 +212,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
     check_same_logits(batch, torch_state, device)
 
     first_step, to_first_step = fresh_process_first_step(args.cores)
+    with tempfile.TemporaryDirectory() as cache:  # as main.py's --compilation_cache_dir: filled, then reused
+        cached_steps = [fresh_process_first_step(args.cores, cache)[0] for _ in range(2)]
     contenders = {"jaxloss": jax_contenders(batch, torch_state)}
     if jax.device_count() > 1:
         contenders[f"jaxloss {jax.device_count()} devices"] = jax_contenders(batch, torch_state, jax.device_count())
@@ -225,6 +239,10 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print(
         f"\nfirst train step in a fresh process: {first_step:.2f} s (trace + compile + run; "
         f"{to_first_step:.2f} s from interpreter start, imports included)"
+    )
+    print(
+        f"with the persistent compilation cache (main.py's default): {cached_steps[0]:.2f} s the first time, "
+        f"{cached_steps[1]:.2f} s when the cache holds the step"
     )
 
 
