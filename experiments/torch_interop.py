@@ -2,8 +2,8 @@
 
 torch stores conv weights as OIHW and linear weights as (out, in); Flax as HWIO and (in, out). torch's
 `Flatten` runs over an NCHW feature map and Flax's over NHWC, so the rows of the first linear layer's weight are
-permuted as well. No function here imports torch: they take anything with torch's `.detach()` or NumPy's array
-interface and give back NumPy arrays that `torch.from_numpy` turns into tensors. `tudui_nnx_load_torch` and
+permuted as well; the per-layer layouts are `jaxloss.testing`'s. No function here imports torch: they take torch
+tensors or arrays and give back NumPy arrays that `torch.from_numpy` turns into tensors. `tudui_nnx_load_torch` and
 `tudui_nnx_to_torch` do the same for the Flax NNX Tudui (`experiments.models.tudui_nnx`), through the Linen
 parameters that its `nnx.Param`s hold.
 """
@@ -15,6 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from jaxloss.testing import (
+    conv_kernel_from_torch,
+    conv_kernel_to_torch,
+    linear_kernel_from_torch,
+    linear_kernel_to_torch,
+    to_numpy,
+)
 
 # Flax layer name -> prefix of torch's state_dict key (the index in the lessons' `model1` Sequential).
 _CONVS = {"conv1": "model1.0", "conv2": "model1.2", "conv3": "model1.4"}
@@ -37,16 +45,10 @@ def _torch_shapes(num_classes: int) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _to_numpy(value) -> np.ndarray:
-    """A torch tensor (any device, with or without grad) or array-like as a NumPy array."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _checked_numpy(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The state_dict as NumPy arrays, after checking its keys and shapes against the lessons' Tudui."""
-    weights = {key: _to_numpy(value) for key, value in state_dict.items()}
+def _checked_weights(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The state_dict's weights, after checking its keys and shapes against the lessons' Tudui: torch tensors as
+    NumPy arrays, JAX arrays (traced ones too) as they are."""
+    weights = {key: value if isinstance(value, jax.Array) else to_numpy(value) for key, value in state_dict.items()}
     num_classes = weights["model1.8.bias"].shape[0] if "model1.8.bias" in weights else 10
     expected = _torch_shapes(num_classes)
     missing, unexpected = expected.keys() - weights.keys(), weights.keys() - expected.keys()
@@ -68,7 +70,8 @@ def tudui_params_from_torch(state_dict: Mapping[str, Any], dtype=None) -> dict:
 
     Args:
         state_dict: torch Tudui's `state_dict()` (keys `model1.0.weight` ... `model1.8.bias`), torch tensors or
-            arrays.
+            arrays. With JAX arrays the conversion is traceable: differentiate through it to get gradients in
+            torch's layout.
         dtype: the parameters' dtype; None keeps the state_dict's.
 
     Returns:
@@ -88,17 +91,18 @@ def tudui_params_from_torch(state_dict: Mapping[str, Any], dtype=None) -> dict:
         >>> bool((back["params"]["dense1"]["kernel"] == params["params"]["dense1"]["kernel"]).all())
         True
     """
-    weights = _checked_numpy(state_dict)
+    weights = _checked_weights(state_dict)
     params = {}
     for name, prefix in _CONVS.items():
-        # OIHW -> HWIO
-        params[name] = {"kernel": weights[f"{prefix}.weight"].transpose(2, 3, 1, 0), "bias": weights[f"{prefix}.bias"]}
+        params[name] = {"kernel": conv_kernel_from_torch(weights[f"{prefix}.weight"])}
     # torch's Flatten turns the (C, H, W) feature map into input c*H*W + h*W + w; Flax's turns (H, W, C) into
-    # h*W*C + w*C + c: reorder dense1's inputs accordingly.
-    weight = weights["model1.7.weight"]
-    kernel = weight.reshape(_HIDDEN, *_FEATURE_MAP).transpose(2, 3, 1, 0).reshape(-1, _HIDDEN)
-    params["dense1"] = {"kernel": kernel, "bias": weights["model1.7.bias"]}
-    params["dense2"] = {"kernel": weights["model1.8.weight"].T, "bias": weights["model1.8.bias"]}
+    # h*W*C + w*C + c. So dense1's weight, seen as (out, C, H, W), is a convolution kernel over the whole feature
+    # map: Flax's kernel is that kernel in Flax's layout, (H, W, C, out), flattened.
+    feature_map_kernel = weights["model1.7.weight"].reshape(_HIDDEN, *_FEATURE_MAP)
+    params["dense1"] = {"kernel": conv_kernel_from_torch(feature_map_kernel).reshape(-1, _HIDDEN)}
+    params["dense2"] = {"kernel": linear_kernel_from_torch(weights["model1.8.weight"])}
+    for name, prefix in {**_CONVS, **_DENSES}.items():
+        params[name]["bias"] = weights[f"{prefix}.bias"]
     return {
         "params": {
             layer: {kind: jnp.asarray(array, dtype) for kind, array in arrays.items()}
@@ -120,15 +124,15 @@ def tudui_params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     layers = params["params"]
     state = {}
     for name, prefix in _CONVS.items():
-        state[f"{prefix}.weight"] = np.asarray(layers[name]["kernel"]).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        state[f"{prefix}.weight"] = conv_kernel_to_torch(layers[name]["kernel"])
+    channels, height, width = _FEATURE_MAP  # dense1's kernel is a feature-map kernel (see tudui_params_from_torch)
+    feature_map_kernel = np.asarray(layers["dense1"]["kernel"]).reshape(height, width, channels, _HIDDEN)
+    state["model1.7.weight"] = conv_kernel_to_torch(feature_map_kernel).reshape(_HIDDEN, -1)
+    state["model1.8.weight"] = linear_kernel_to_torch(layers["dense2"]["kernel"])
+    for name, prefix in {**_CONVS, **_DENSES}.items():
         state[f"{prefix}.bias"] = np.asarray(layers[name]["bias"])
-    channels, height, width = _FEATURE_MAP
-    kernel = np.asarray(layers["dense1"]["kernel"])
-    weight = kernel.reshape(height, width, channels, _HIDDEN).transpose(3, 2, 0, 1).reshape(_HIDDEN, -1)
-    state["model1.7.weight"], state["model1.7.bias"] = weight, np.asarray(layers["dense1"]["bias"])
-    state["model1.8.weight"] = np.asarray(layers["dense2"]["kernel"]).T
-    state["model1.8.bias"] = np.asarray(layers["dense2"]["bias"])
-    return {key: np.array(value, order="C") for key, value in state.items()}  # writable copies for torch.from_numpy
+    order = _torch_shapes(num_classes=state["model1.8.bias"].shape[0])  # torch's order: layer by layer
+    return {key: np.array(state[key], order="C") for key in order}  # writable copies for torch.from_numpy
 
 
 def tudui_nnx_load_torch(model: nnx.Module, state_dict: Mapping[str, Any]) -> None:

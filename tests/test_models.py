@@ -1,5 +1,7 @@
 """The Flax Tudui against torch's: logits and gradients on the same weights, the max-pool tie rule, interop."""
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,10 +12,11 @@ import torch.nn.functional as torch_F
 from experiments.models import Tudui, max_pool_2x2
 from experiments.torch_interop import tudui_params_from_torch, tudui_params_to_torch
 from experiments.torch_tudui import TorchTudui
+from jaxloss.functional import cross_entropy
+from jaxloss.testing import Tolerance, assert_parity, to_numpy
 
 # float32: the two networks sum the same products in different orders (oneDNN vs XLA convolutions).
-TOLERANCES = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
-DTYPES = {"f32": np.float32, "f64": np.float64}
+TOLERANCES = {"float32": Tolerance(rtol=1e-5, atol=1e-5), "float64": Tolerance(rtol=1e-10, atol=1e-12)}
 
 
 def blocky_images(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -47,52 +50,43 @@ def dyadic_images(images_uint8: np.ndarray, dtype) -> np.ndarray:
     return images_uint8.astype(dtype) / dtype(256)
 
 
-def params_close(flax_params, torch_state, dtype) -> None:
-    """Compare Flax-layout arrays with a torch-layout state dict, converting the torch side."""
-    expected = tudui_params_from_torch({k: np.asarray(v) for k, v in torch_state.items()})
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOLERANCES[dtype]), flax_params, expected)
-
-
-def torch_backward_case(dtype) -> tuple[np.ndarray, np.ndarray, TorchTudui, torch.Tensor, torch.Tensor]:
-    """torch's side of a gradient comparison, on images whose max pools tie.
+def tied_pools_case() -> dict[str, Any]:
+    """Arguments for a parity check of a Tudui's loss and logits, on images whose max pools tie.
 
     Returns:
-        ``(images, labels, model, x, logits)``: ``(8, 32, 32, 3)`` float HWC images in `dtype` (six blocky ones
-        and two of noise), their labels, the exactly summing torch model after ``backward()`` of the mean
-        cross-entropy (its parameters hold ``.grad``), its NCHW input ``x`` (``x.grad`` filled) and its logits.
+        ``{"state": ..., "images": ..., "labels": ...}``: an exactly summing torch Tudui's `state_dict` (NumPy,
+        torch's layout), ``(8, 32, 32, 3)`` HWC images (six blocky ones and two of noise) and their labels.
+        Both are exact in float32 and float64, so one case serves both dtypes.
     """
     rng = np.random.default_rng(0)
     images = np.concatenate([blocky_images(rng, 6), rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)])
-    labels = rng.integers(0, 10, size=len(images))
-    model = exactly_summing(torch_model(dtype))
-    x = torch.from_numpy(dyadic_images(images, dtype)).permute(0, 3, 1, 2).requires_grad_()
-    logits = model(x)
-    torch_F.cross_entropy(logits, torch.from_numpy(labels)).backward()
-    return dyadic_images(images, dtype), labels, model, x, logits
+    state = to_numpy(exactly_summing(torch_model(np.float64)).state_dict())
+    return {"state": state, "images": dyadic_images(images, np.float64), "labels": rng.integers(0, 10, len(images))}
 
 
-@pytest.mark.parametrize("dtype_name", DTYPES)
-def test_logits_and_gradients_match_torch(dtype_name):
-    dtype = DTYPES[dtype_name]
-    images, labels, model, x, logits = torch_backward_case(dtype)
+def torch_loss_and_logits(state, images, labels):
+    """The lessons' loss of a torch Tudui holding `state`, on NHWC `images`, and its logits."""
+    logits = torch.func.functional_call(TorchTudui(), state, (images.permute(0, 3, 1, 2),))
+    return torch_F.cross_entropy(logits, labels), logits
 
-    with jax.enable_x64(dtype == np.float64):
-        params = tudui_params_from_torch(model.state_dict())
-        flax_model = Tudui(param_dtype=dtype)
 
-        def loss(params, images):
-            logits = flax_model.apply(params, images)
-            log_probs = jax.nn.log_softmax(logits)
-            return -jnp.take_along_axis(log_probs, jnp.asarray(labels)[:, None], axis=1).mean(), logits
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_logits_and_gradients_match_torch(dtype):
+    """Loss, logits, and gradients with respect to every weight (in torch's layout) and every pixel."""
 
-        images_jax = jnp.asarray(images)
-        (_, jax_logits), (param_grads, image_grads) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
-            params, images_jax
-        )
-        assert jax_logits.dtype == dtype
-        np.testing.assert_allclose(jax_logits, logits.detach().numpy(), **TOLERANCES[dtype])
-        params_close(param_grads, {k: v.grad for k, v in model.named_parameters()}, dtype)
-        np.testing.assert_allclose(image_grads, x.grad.permute(0, 2, 3, 1).numpy(), **TOLERANCES[dtype])
+    def loss_and_logits(state, images, labels):
+        logits = Tudui().apply(tudui_params_from_torch(state), images)
+        return cross_entropy(logits, labels), logits
+
+    assert_parity(
+        loss_and_logits,
+        torch_loss_and_logits,
+        tied_pools_case(),
+        grad=["state", "images"],
+        dtypes=[dtype],
+        modes=["jit"],
+        tolerance=TOLERANCES,
+    )
 
 
 @pytest.mark.parametrize("shape", [(2, 4, 4, 3), (1, 5, 7, 2)], ids=["even", "odd"])
