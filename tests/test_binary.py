@@ -9,176 +9,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
+from parity import DTYPES, LOW_PRECISION, check_raises, runs
 
 import jaxloss.functional as F
+from jaxloss.parity._binary import CASES, labels, normal, probabilities
 
-rng = np.random.default_rng(0)
-ALL = ("none", "mean", "sum")
-
-
-def normal(*shape):
-    return rng.standard_normal(shape)
+rng = np.random.default_rng(1)
 
 
-def probabilities(*shape):
-    return rng.uniform(0.02, 0.98, shape)
-
-
-def labels(*shape):
-    return rng.integers(0, 2, shape).astype(np.float64)
-
-
-def args(input, target, *, grad=("input", "target"), **arrays):
-    """A variant's fields: the arrays and the arguments to differentiate."""
-    return dict(arrays=dict(input=input, target=target, **arrays), grad=grad)
-
-
-def cases(loss, variants):
-    """`grid` over variants given as ``name: (reductions, fields)``."""
-    return [case for name, (reductions, fields) in variants.items() for case in grid(loss, {name: fields}, reductions)]
-
-
-# --- binary_cross_entropy -----------------------------------------------------------------------------------------
-
-# Probabilities exactly 0 and 1 (clamped logs, floored gradient denominator, infinite target gradient), tiny
-# probabilities where x (1 - x) falls below torch's ε = float32(1e-12), and 1e-300, where float64 shows that the
-# target gradient is the unclamped -logit(x) = 690.8 while the value is clamped at 100 (float32 rounds it to 0).
-BCE_EXTREME_INPUT = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1e-30, 1e-13, 1e-13, 1e-300, 1 - 1e-7, 0.5, 1e-8])
-BCE_EXTREME_TARGET = np.array([1.0, 0.0, 0.5, 0.0, 1.0, 0.5, 1.0, 1.0, 0.0, 1.0, 0.0, 0.5, 0.0])
-
-
-BCE_CASES = cases(
-    "binary_cross_entropy",
-    {
-        "scalar": (("none",), args(probabilities(), probabilities())),
-        "2d": (ALL, args(probabilities(4, 3), probabilities(4, 3))),
-        "3d_hard_targets": (("sum",), args(probabilities(2, 3, 4), labels(2, 3, 4))),
-        "empty": (("mean",), args(probabilities(0, 3), probabilities(0, 3))),
-        "weight_row": (("mean",), args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, 3))),
-        "weight_col": (("none",), args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, (4, 1)))),
-        "weight_scalar": (("sum",), args(probabilities(4, 3), probabilities(4, 3), weight=np.array(1.5))),
-        "bool_weight": (
-            ("mean",),
-            args(probabilities(4, 3), probabilities(4, 3), weight=rng.uniform(size=(4, 3)) < 0.5),
-        ),
-        "extremes": (("none", "mean"), args(BCE_EXTREME_INPUT, BCE_EXTREME_TARGET)),
-        "extremes_weight": (("mean",), args(BCE_EXTREME_INPUT, BCE_EXTREME_TARGET, weight=rng.uniform(0, 2, 13))),
-    },
-)
-
-# --- binary_cross_entropy_with_logits -----------------------------------------------------------------------------
-
-# Large and infinite logits with targets 0, 1 and 1/2: torch's values (NaN at -inf, and at +inf with t = 1) and
-# its hand-written gradients (finite for the input even where the value is NaN, ±inf for the target).
-LOGIT_EXTREME_INPUT = np.array(
-    [-np.inf, np.inf, -1e9, 1e9, -200.0, 200.0, 0.0, -np.inf, np.inf, 0.0, 1e9, -1e9, 30.0, -30.0, 40.0, -np.inf]
-)
-LOGIT_EXTREME_TARGET = np.array([0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0, 0.3, 0.5])
-
-
-BCEWL_CASES = cases(
-    "binary_cross_entropy_with_logits",
-    {
-        "scalar": (("none",), args(normal(), probabilities())),
-        "2d": (ALL, args(normal(4, 3), probabilities(4, 3))),
-        "3d": (("sum",), args(normal(2, 3, 4), labels(2, 3, 4))),
-        "empty": (("mean",), args(normal(0, 3), probabilities(0, 3))),
-        "targets_outside_01": (("none",), args(normal(4, 3), rng.uniform(-1, 3, (4, 3)))),
-        "weight_col": (("none",), args(normal(4, 3), probabilities(4, 3), weight=rng.uniform(0, 2, (4, 1)))),
-        "bool_weight": (("sum",), args(normal(4, 3), probabilities(4, 3), weight=rng.uniform(size=3) < 0.5)),
-        "pos_weight_row": (("mean",), args(normal(4, 3), labels(4, 3), pos_weight=rng.uniform(0.5, 3, 3))),
-        "pos_weight_col": (("none",), args(normal(4, 3), probabilities(4, 3), pos_weight=rng.uniform(0.5, 3, (4, 1)))),
-        "pos_weight_scalar": (("sum",), args(normal(4, 3), probabilities(4, 3), pos_weight=np.array(2.5))),
-        "3d_weight_pos_weight": (
-            ("mean",),
-            args(
-                normal(2, 3, 4),
-                probabilities(2, 3, 4),
-                weight=rng.uniform(0, 2, (3, 1)),
-                pos_weight=rng.uniform(0.5, 3, 4),
-            ),
-        ),
-        "extremes": (("none", "mean"), args(LOGIT_EXTREME_INPUT, LOGIT_EXTREME_TARGET)),
-        "extremes_pos_weight": (
-            ("none",),
-            args(LOGIT_EXTREME_INPUT, LOGIT_EXTREME_TARGET, pos_weight=rng.uniform(0.5, 3, 16)),
-        ),
-    },
-)
-
-# --- soft_margin_loss ---------------------------------------------------------------------------------------------
-
-# Large margins that torch still evaluates without overflow (|t x| <= 80 in float32), and infinite inputs on the
-# side where exp(-t x) is 0. Beyond that torch overflows: see test_soft_margin_overflow_deviation.
-SOFT_MARGIN_EXTREME_INPUT = np.array([80.0, -80.0, 0.0, np.inf, -np.inf, 1e9, -30.0, 30.0, 5.0])
-SOFT_MARGIN_EXTREME_TARGET = np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0, 1.0, -1.0, 0.0])
-
-
-def margin(input, target):
-    # torch refuses to differentiate soft_margin_loss's target: test_soft_margin_target_gradient covers ours.
-    return args(input, target, grad=("input",))
-
-
-def signs(*shape):
-    return rng.choice([-1.0, 1.0], shape)
-
-
-SOFT_MARGIN_CASES = cases(
-    "soft_margin_loss",
-    {
-        "scalar": (("none",), margin(normal(), signs())),
-        "2d": (ALL, margin(normal(4, 3), signs(4, 3))),
-        "3d": (("sum",), margin(normal(2, 3, 4), normal(2, 3, 4))),
-        "empty": (("mean",), margin(normal(0, 3), signs(0, 3))),
-        "target_row": (("none",), margin(normal(4, 3), signs(3))),
-        "target_scalar": (("mean",), margin(normal(4, 3), np.array(-1.0))),
-        "int_target": (("none",), margin(normal(4, 3), rng.choice([-1, 1], (4, 3)))),
-        "extremes": (("none",), margin(SOFT_MARGIN_EXTREME_INPUT, SOFT_MARGIN_EXTREME_TARGET)),
-    },
-)
-
-# --- multilabel_soft_margin_loss ----------------------------------------------------------------------------------
-
-# Large and infinite logits; x = +inf with t = 1 and x = -inf with t = 0 give torch's NaN (0 · inf).
-MLSM_EXTREME_INPUT = np.array([[1e9, -1e9, np.inf, 30.0], [-np.inf, 0.0, -30.0, 200.0], [np.inf, -np.inf, 1e9, 0.0]])
-MLSM_EXTREME_TARGET = np.array([[1.0, 0.0, 0.0, 0.5], [1.0, 0.5, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0]])
-
-
-def multilabel(input, target, **arrays):
-    # torch differentiates input, target and weight alike (integer targets aside).
-    floating = dict(input=input, target=target, **arrays)
-    grad = tuple(name for name, value in floating.items() if np.issubdtype(value.dtype, np.floating))
-    return args(input, target, grad=grad, **arrays)
-
-
-MLSM_CASES = cases(
-    "multilabel_soft_margin_loss",
-    {
-        "1d": (("none",), multilabel(normal(3), labels(3))),
-        "2d": (ALL, multilabel(normal(4, 3), labels(4, 3))),
-        "3d": (("none",), multilabel(normal(2, 4, 3), labels(2, 4, 3))),
-        "int_target": (("sum",), multilabel(normal(4, 3), rng.integers(0, 2, (4, 3)))),
-        "empty_batch": (("mean",), multilabel(normal(0, 3), labels(0, 3))),
-        "empty_classes": (("none",), multilabel(normal(4, 0), labels(4, 0))),
-        "weight_row": (("mean",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(0, 2, 3))),
-        "bool_weight": (("mean",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(size=3) < 0.5)),
-        "weight_enlarges": (("none",), multilabel(normal(4, 3), labels(4, 3), weight=rng.uniform(0, 2, (2, 1, 3)))),
-        "soft_target_row": (("none",), multilabel(normal(4, 3), probabilities(3))),
-        # torch's quirk: the target lifts the result to rank 3 and axis 1 (not the classes) is summed: shape (1, 3).
-        "target_enlarges": (("none",), multilabel(normal(4, 3), labels(1, 4, 3))),
-        "extremes": (("none",), multilabel(MLSM_EXTREME_INPUT, MLSM_EXTREME_TARGET)),
-    },
-)
-
-CASES = BCE_CASES + BCEWL_CASES + SOFT_MARGIN_CASES + MLSM_CASES
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
-    check_parity(case, dtype, mode)
+    case.check(dtype, mode)
 
 
 LOW_PRECISION_CASES = [
@@ -197,7 +38,7 @@ LOW_PRECISION_CASES = [
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
 @pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=str)
 def test_low_precision(case, dtype):
-    check_low_precision(case, dtype)
+    case.check(dtype, "jit")
 
 
 # --- gradients torch does not have ---------------------------------------------------------------------------------
@@ -205,8 +46,8 @@ def test_low_precision(case, dtype):
 
 def test_weight_gradients_are_the_unweighted_losses():
     """torch refuses to differentiate BCE's and BCE-with-logits' `weight`; d(Σ w ℓ)/dw is torch's ℓ."""
-    x, t, w = probabilities(4, 3), probabilities(4, 3), rng.uniform(0, 2, 3)
-    for loss, input in (("binary_cross_entropy", x), ("binary_cross_entropy_with_logits", normal(4, 3))):
+    x, t, w = probabilities(4, 3, rng=rng), probabilities(4, 3, rng=rng), rng.uniform(0, 2, 3)
+    for loss, input in (("binary_cross_entropy", x), ("binary_cross_entropy_with_logits", normal(4, 3, rng=rng))):
         expected = getattr(torch.nn.functional, loss)(torch.tensor(input), torch.tensor(t), reduction="none")
         with jax.enable_x64(True):
             grad = jax.grad(lambda w: getattr(F, loss)(jnp.asarray(input), jnp.asarray(t), w, reduction="sum"))(
@@ -217,7 +58,7 @@ def test_weight_gradients_are_the_unweighted_losses():
 
 def test_pos_weight_gradient():
     """torch refuses to differentiate `pos_weight`; ours is the derivative of torch's formula, by torch autograd."""
-    x, t, p = normal(4, 3), probabilities(4, 3), rng.uniform(0.5, 3, 3)
+    x, t, p = normal(4, 3, rng=rng), probabilities(4, 3, rng=rng), rng.uniform(0.5, 3, 3)
     pw = torch.tensor(p, requires_grad=True)
     tx, tt = torch.tensor(x), torch.tensor(t)
     formula = -(pw * tt * torch.nn.functional.logsigmoid(tx) + (1 - tt) * torch.nn.functional.logsigmoid(-tx))
@@ -231,7 +72,7 @@ def test_pos_weight_gradient():
 
 def test_soft_margin_target_gradient():
     """torch refuses to differentiate soft_margin_loss's target; ours is that of log(1 + exp(-t x)), by torch."""
-    x, t = normal(4, 3), normal(4, 3)
+    x, t = normal(4, 3, rng=rng), normal(4, 3, rng=rng)
     tt = torch.tensor(t, requires_grad=True)
     (expected,) = torch.autograd.grad(torch.log1p(torch.exp(-tt * torch.tensor(x))).mean(), tt)
     with jax.enable_x64(True):
@@ -243,7 +84,7 @@ def test_soft_margin_target_gradient():
 def test_soft_margin_overflow_deviation(dtype):
     """Where torch's log1p(exp(-t x)) overflows (inf, gradient NaN), jaxloss gives torch's own stable
     softplus(-t x): the exact value -t x and gradient -t."""
-    dtype = DTYPES[dtype]
+    dtype = np.dtype(dtype)
     x = np.array([-100.0, -89.0, 200.0, -1000.0, -1e9, -np.inf], dtype)
     t = np.array([1.0, 1.0, -1.0, 1.0, 1.0, 1.0], dtype)
     overflowing = torch.nn.functional.soft_margin_loss(torch.tensor(x), torch.tensor(t), reduction="none")
@@ -276,8 +117,8 @@ MIXED_DTYPES = [
 @pytest.mark.parametrize("loss,input_dtype,target_dtype", MIXED_DTYPES, ids=["-".join(m) for m in MIXED_DTYPES])
 def test_mixed_dtypes(loss, input_dtype, target_dtype):
     """Result dtypes follow torch, which promotes in some of these losses and not in others."""
-    x = normal(4, 3).astype(input_dtype)
-    t = (rng.integers(0, 2, (4, 3)) if "int" in target_dtype else probabilities(4, 3)).astype(target_dtype)
+    x = normal(4, 3, rng=rng).astype(input_dtype)
+    t = (rng.integers(0, 2, (4, 3)) if "int" in target_dtype else probabilities(4, 3, rng=rng)).astype(target_dtype)
     expected = getattr(torch.nn.functional, loss)(torch.tensor(x), torch.tensor(t), reduction="none")
     with jax.enable_x64(True):
         value = getattr(F, loss)(jnp.asarray(x), jnp.asarray(t), reduction="none")
@@ -287,7 +128,7 @@ def test_mixed_dtypes(loss, input_dtype, target_dtype):
 
 def test_weight_dtypes_do_not_promote_bce():
     """A float64 or integer `weight` leaves BCE and BCE-with-logits in the input's/target's float32, as torch."""
-    x, t = probabilities(4, 3).astype(np.float32), probabilities(4, 3).astype(np.float32)
+    x, t = probabilities(4, 3, rng=rng).astype(np.float32), probabilities(4, 3, rng=rng).astype(np.float32)
     for weight in (rng.uniform(0, 2, 3), np.array([1, 2, 3])):
         for loss in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
             expected = getattr(torch.nn.functional, loss)(torch.tensor(x), torch.tensor(t), torch.tensor(weight))
@@ -299,7 +140,7 @@ def test_weight_dtypes_do_not_promote_bce():
 
 def test_vmap():
     """vmap over a batch axis equals torch's loss of each batch element."""
-    x, t, pos_weight = normal(5, 4, 3), probabilities(5, 4, 3), rng.uniform(0.5, 3, 3)
+    x, t, pos_weight = normal(5, 4, 3, rng=rng), probabilities(5, 4, 3, rng=rng), rng.uniform(0.5, 3, 3)
     expected = [
         torch.nn.functional.binary_cross_entropy_with_logits(
             torch.tensor(x[i]), torch.tensor(t[i]), pos_weight=torch.tensor(pos_weight)
@@ -326,7 +167,7 @@ def test_vmap():
 
 def test_sigmoid_then_bce_like_torch():
     """torch's BCELoss example, ``loss(sigmoid(x), t)``, differentiated through the sigmoid."""
-    x, t = normal(3), labels(3)
+    x, t = normal(3, rng=rng), labels(3, rng=rng)
     tx = torch.tensor(x, requires_grad=True)
     expected = torch.nn.functional.binary_cross_entropy(torch.sigmoid(tx), torch.tensor(t))
     (expected_grad,) = torch.autograd.grad(expected, tx)
@@ -342,7 +183,7 @@ def test_optax_equivalents():
     """As the docstrings say: BCE-with-logits' 'none' is optax's sigmoid_binary_cross_entropy, and unweighted
     multilabel_soft_margin_loss is its mean over the classes."""
     optax = pytest.importorskip("optax")
-    x, t = jnp.asarray(normal(4, 3), jnp.float32), jnp.asarray(probabilities(4, 3), jnp.float32)
+    x, t = jnp.asarray(normal(4, 3, rng=rng), jnp.float32), jnp.asarray(probabilities(4, 3, rng=rng), jnp.float32)
     elementwise = optax.sigmoid_binary_cross_entropy(x, t)
     np.testing.assert_allclose(F.binary_cross_entropy_with_logits(x, t, reduction="none"), elementwise, rtol=1e-6)
     np.testing.assert_allclose(F.multilabel_soft_margin_loss(x, t, reduction="none"), elementwise.mean(-1), rtol=1e-6)

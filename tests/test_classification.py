@@ -1,6 +1,6 @@
 """Parity of cross_entropy and nll_loss with torch, values and gradients."""
 
-import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -8,278 +8,19 @@ import numpy as np
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import (
-    DTYPES,
-    LOW_PRECISION,
-    MODES,
-    TOLERANCES,
-    assert_close,
-    check_low_precision,
-    check_parity,
-    check_raises,
-    grid,
-    jaxloss_value_and_grads,
-    torch_value_and_grads,
-)
+from parity import LOW_PRECISION, MODES, check_raises, runs
 
 import jaxloss.functional as F
 from jaxloss import _classification
+from jaxloss.parity._classification import CASES, class_weight, indices, logits, probabilities
+from jaxloss.testing import assert_parity
 
-rng = np.random.default_rng(0)
-INF = np.inf
-
-
-def logits(*shape):
-    return 2 * rng.standard_normal(shape)
+rng = np.random.default_rng(1)
 
 
-def indices(shape, num_classes, ignored=0, ignore_index=-100):
-    """Class indices in [0, num_classes), the first `ignored` (in C order) set to `ignore_index`."""
-    target = rng.integers(0, num_classes, shape)
-    target.reshape(-1)[:ignored] = ignore_index
-    return target
-
-
-def probabilities(*shape, axis=1):
-    e = np.exp(rng.standard_normal(shape))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def class_weight(num_classes):
-    return rng.uniform(0.2, 2.0, num_classes)
-
-
-def index_case(input, target, **options):
-    return dict(arrays=dict(input=input, target=target), options=options, grad=("input",))
-
-
-def weighted_index_case(input, target, **options):
-    case = index_case(input, target, **options)
-    case["arrays"]["weight"] = class_weight(input.shape[0 if input.ndim == 1 else 1])
-    return case
-
-
-def probability_case(input, target, weighted=False, **options):
-    arrays = dict(input=input, target=target)
-    if weighted:
-        arrays["weight"] = class_weight(input.shape[0 if input.ndim == 1 else 1])
-    return dict(arrays=arrays, options=options, grad=("input", "target"))
-
-
-def with_reductions(loss, table):
-    """Cases of `table`, which maps a variant name to ``(reductions, Case fields)``."""
-    return [case for name, (reductions, fields) in table.items() for case in grid(loss, {name: fields}, reductions)]
-
-
-# The grid: every variant x reduction x dtype x mode.
-GRID = [
-    *grid(
-        "cross_entropy",
-        {
-            "2d": index_case(logits(6, 4), indices(6, 4)),
-            "2d_weight_ignore_smoothing": weighted_index_case(
-                logits(6, 4), np.array([1, 0, 1, 3, 2, 1]), ignore_index=1, label_smoothing=0.3
-            ),
-            "4d_weight_ignore_smoothing": weighted_index_case(
-                logits(2, 3, 4, 5), indices((2, 4, 5), 3, ignored=7), label_smoothing=0.2
-            ),
-            "unbatched_weight_smoothing": weighted_index_case(logits(5), np.array(1), label_smoothing=0.4),
-            "probs": probability_case(logits(6, 4), probabilities(6, 4)),
-            "probs_4d_weight_smoothing": probability_case(
-                logits(2, 3, 4, 5), probabilities(2, 3, 4, 5), True, label_smoothing=0.3
-            ),
-        },
-    ),
-    *grid(
-        "nll_loss",
-        {
-            "4d_weight_ignore": weighted_index_case(logits(2, 3, 4, 5), indices((2, 4, 5), 3, ignored=7)),
-        },
-    ),
-]
-
-# Options and shapes at the edges of torch's rules, with the reductions where they matter.
-EDGES = [
-    *with_reductions(
-        "cross_entropy",
-        {
-            "2d_weight_ignore": (("none", "mean"), weighted_index_case(logits(6, 4), indices(6, 4, ignored=2))),
-            "2d_smoothing": (("none", "mean"), index_case(logits(6, 4), indices(6, 4), label_smoothing=0.25)),
-            "4d": (("mean",), index_case(logits(2, 3, 4, 5), indices((2, 4, 5), 3))),
-            # torch 2.13 ignores label_smoothing <= 0, for both kinds of target.
-            "negative_smoothing": (("mean",), index_case(logits(6, 4), indices(6, 4), label_smoothing=-0.1)),
-            "probs_negative_smoothing": (
-                ("mean",),
-                probability_case(logits(6, 4), probabilities(6, 4), label_smoothing=-0.5),
-            ),
-            "smoothing_1": (
-                ("none", "mean"),
-                weighted_index_case(logits(6, 4), indices(6, 4, ignored=1), label_smoothing=1.0),
-            ),
-            "3d_weight_ignore_smoothing": (
-                ("none", "mean"),
-                weighted_index_case(logits(3, 4, 5), indices((3, 5), 4, ignored=4), label_smoothing=0.1),
-            ),
-            # ignore_index outside the classes; a negative ignore_index is allowed with probabilities.
-            "ignore_index_7": (("none", "mean"), index_case(logits(5, 3), np.array([7, 0, 7, 2, 1]), ignore_index=7)),
-            "probs_ignore_index_-5": (("mean",), probability_case(logits(6, 4), probabilities(6, 4), ignore_index=-5)),
-            # Probabilities are not checked: any values, here of mixed signs.
-            "probs_unnormalised": (("sum",), probability_case(logits(6, 4), 3 * rng.standard_normal((6, 4)))),
-            "probs_unbatched_weight": (("none", "mean"), probability_case(logits(4), probabilities(4, axis=0), True)),
-            # torch promotes a boolean weight with probability targets (with class indices it refuses one).
-            "probs_bool_weight": (
-                ("mean",),
-                dict(
-                    arrays=dict(input=logits(5, 3), target=probabilities(5, 3), weight=np.array([True, False, True])),
-                    grad=("input", "target"),
-                ),
-            ),
-        },
-    ),
-    *with_reductions(
-        "nll_loss",
-        {
-            "ignore_index_-1": (
-                ("mean",),
-                weighted_index_case(logits(5, 3), np.array([-1, 0, 2, -1, 1]), ignore_index=-1),
-            ),
-            "2d": (("none", "mean"), index_case(logits(6, 4), indices(6, 4))),
-            "unbatched_weight": (("none", "mean"), weighted_index_case(logits(5), np.array(2))),
-            "3d_weight": (("mean",), weighted_index_case(logits(3, 4, 5), indices((3, 5), 4))),
-            # Any input, not only log-probabilities (positive values give negative losses).
-            "positive_input": (("mean",), index_case(np.abs(logits(6, 4)), indices(6, 4))),
-        },
-    ),
-]
-
-ROW_1E9 = np.array([[1e9, -1e9, 0.0, 1e9], [-1e9, -1e9, -1e9, 5.0], [1e9, 1e9, 1e9, 1e9], [0.0, 1e-9, -1e9, 3.0]])
-ROW_INF = np.array([[-INF, 1.0, 0.5, -INF], [2.0, -INF, -INF, -INF], [-INF, 0.0, 1.0, 2.0]])
-ZERO_WEIGHT = np.array([0.0, 0.0, 1.5, 2.0])
-ALL = ("none", "mean", "sum")
-
-# Extreme inputs, compared with torch like every other case.
-EXTREMES = [
-    *with_reductions(
-        "cross_entropy",
-        {
-            "logits_1e9": (("none",), index_case(ROW_1E9, np.array([0, 1, 2, 3]))),
-            "logits_1e9_weight_smoothing": (
-                ("none",),
-                weighted_index_case(ROW_1E9, np.array([1, 3, 2, 0]), label_smoothing=0.1),
-            ),
-            "probs_logits_1e9": (("none",), probability_case(ROW_1E9, probabilities(4, 4), True)),
-            # -inf logits away from the target: finite loss; at the target (last row): infinite loss.
-            "neg_inf_logits": (("mean",), index_case(ROW_INF, np.array([1, 0, 0]))),
-            # With smoothing every -inf logit makes the loss infinite; the gradient stays finite.
-            "neg_inf_logits_smoothing": (
-                ("none",),
-                weighted_index_case(ROW_INF, np.array([1, 0, 3]), label_smoothing=0.2),
-            ),
-            # A zero class weight against an -inf logit: 0 * -inf = NaN in the smoothing term, finite gradient.
-            "neg_inf_logits_zero_weight_smoothing": (
-                ("none",),
-                dict(
-                    arrays=dict(input=ROW_INF, target=np.array([1, 0, 3]), weight=ZERO_WEIGHT[::-1].copy()),
-                    options=dict(label_smoothing=0.2),
-                    grad=("input",),
-                ),
-            ),
-            # p = 0 against an -inf logit: 0 * -inf = NaN, as in torch; gradients as torch's.
-            "probs_neg_inf_logits": (
-                ("none",),
-                probability_case(ROW_INF, np.array([[0, 0.5, 0.5, 0], [1, 0, 0, 0], [0, 0, 0, 1.0]])),
-            ),
-            "pos_inf_logit": (("mean",), index_case(np.array([[INF, 0.0, 1.0], [0.0, 1.0, 2.0]]), np.array([0, 1]))),
-            "all_ignored": (("mean",), index_case(logits(4, 3), np.full(4, -100))),
-            "all_ignored_weight_smoothing": (
-                ALL,
-                weighted_index_case(logits(4, 3), np.full(4, 2), ignore_index=2, label_smoothing=0.3),
-            ),
-            "all_ignored_4d": (("mean",), weighted_index_case(logits(2, 3, 2, 2), np.full((2, 2, 2), -100))),
-            # Every kept target has weight 0: NaN value and, as torch's backward divides by it, NaN gradient.
-            "zero_total_weight": (
-                ("mean",),
-                dict(
-                    arrays=dict(input=logits(4, 4), target=np.array([0, 1, -100, 1]), weight=ZERO_WEIGHT),
-                    grad=("input",),
-                ),
-            ),
-            "zero_total_weight_smoothing": (
-                ("mean",),
-                dict(
-                    arrays=dict(input=logits(4, 4), target=np.array([0, -100, 1, 1]), weight=ZERO_WEIGHT),
-                    options=dict(label_smoothing=0.1),
-                    grad=("input",),
-                ),
-            ),
-            "empty": (("mean", "sum"), index_case(logits(0, 4), np.zeros(0, int))),
-            "empty_weight_smoothing": (
-                ("mean",),
-                weighted_index_case(logits(0, 4), np.zeros(0, int), label_smoothing=0.1),
-            ),
-            "empty_4d": (("mean",), index_case(logits(2, 3, 0, 4), np.zeros((2, 0, 4), int))),
-            "probs_empty": (("mean",), probability_case(logits(0, 4), np.zeros((0, 4)), True)),
-            # No classes at all: every target must be ignored; probabilities are empty.
-            "no_classes_ignored": (("mean",), index_case(logits(3, 0), np.full(3, -100))),
-            "no_classes_ignored_smoothing": (
-                ("none",),
-                index_case(logits(3, 0), np.full(3, -100), label_smoothing=0.1),
-            ),
-            "probs_no_classes": (("mean",), probability_case(logits(3, 0), np.zeros((3, 0)))),
-        },
-    ),
-    *with_reductions(
-        "nll_loss",
-        {
-            "log_probs_neg_inf": (
-                ("none",),
-                weighted_index_case(np.array([[-INF, -1.0, -2.0], [-0.5, -INF, -3.0]]), np.array([0, 2])),
-            ),
-            # -inf times a zero class weight: NaN, as in torch.
-            "log_probs_neg_inf_zero_weight": (
-                ("mean",),
-                dict(
-                    arrays=dict(
-                        input=np.array([[-INF, -1.0, -2.0], [-0.5, -1.0, -3.0]]),
-                        target=np.array([0, 2]),
-                        weight=np.array([0.0, 1.0, 2.0]),
-                    ),
-                    grad=("input",),
-                ),
-            ),
-            "all_ignored": (("mean",), weighted_index_case(logits(4, 3), np.full(4, -100))),
-            "zero_total_weight": (
-                ("mean",),
-                dict(
-                    arrays=dict(input=logits(4, 4), target=np.array([0, 1, -100, 1]), weight=ZERO_WEIGHT),
-                    grad=("input",),
-                ),
-            ),
-            "empty": (("mean",), weighted_index_case(logits(0, 4), np.zeros(0, int))),
-            "empty_4d": (("none",), index_case(logits(2, 3, 4, 0), np.zeros((2, 4, 0), int))),
-        },
-    ),
-]
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", GRID, ids=str)
+@pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
-    check_parity(case, dtype, mode)
-
-
-@pytest.mark.parametrize("case", EDGES, ids=str)
-def test_edge_parity(case):
-    check_parity(case, "f64", "jit")
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", EXTREMES, ids=str)
-def test_extreme_parity(case, mode):
-    """In float32, where 1e9 and the infinities bite hardest; eagerly and under jit, which XLA may simplify
-    differently (e.g. ``inf * 0`` from a masking product)."""
-    check_parity(case, "f32", mode)
+    case.check(dtype, mode)
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
@@ -287,26 +28,19 @@ def test_extreme_parity(case, mode):
     "case",
     [
         c
-        for c in GRID
+        for c in CASES
         if c.id.endswith("-mean")
         and c.id.split("-")[1] in ("2d_weight_ignore_smoothing", "probs_4d_weight_smoothing", "4d_weight_ignore")
     ],
     ids=str,
 )
 def test_low_precision(case, dtype):
-    check_low_precision(case, dtype)
-
-
-def moved_case(case, axis):
-    """`case` with the class axis of `input` (and of a probability `target`) moved from 1 to `axis`."""
-    ndim = case.arrays["input"].ndim
-    arrays = {name: np.moveaxis(value, 1, axis) if value.ndim == ndim else value for name, value in case.arrays.items()}
-    return dataclasses.replace(case, arrays=arrays, jax_options={"axis": axis})
+    case.check(dtype, "jit")
 
 
 AXIS_CASES = [
     pytest.param(case, axis, id=f"{case}-axis{axis}")
-    for case in GRID
+    for case in CASES
     for variant, axes in (
         ("cross_entropy-4d_weight_ignore_smoothing-mean", (-1, 2)),
         ("cross_entropy-probs_4d_weight_smoothing-mean", (-1,)),
@@ -321,18 +55,20 @@ AXIS_CASES = [
 @pytest.mark.parametrize("case, axis", AXIS_CASES)
 def test_axis_matches_torch_on_transposed_data(case, axis, mode):
     """`axis` puts the classes anywhere: equal to torch on the data with the classes moved back to axis 1."""
-    expected, cotangent, expected_grads = torch_value_and_grads(case, np.float32)
-    value, grads = jaxloss_value_and_grads(moved_case(case, axis), np.float32, cotangent, mode)
-    tolerance = TOLERANCES[np.float32]
-    assert_close(value, expected, f"{case} axis={axis} value", tolerance)
-    for name, grad in grads.items():
-        if grad.ndim == case.arrays["input"].ndim:
-            grad = np.moveaxis(grad, axis, 1)
-        assert_close(grad, expected_grads[name], f"{case} axis={axis} d/d{name}", tolerance)
+    ndim = case.arrays["input"].ndim
+
+    def with_classes_at_axis(**arrays):
+        """The loss of `arrays` after moving the class axis of `input` (and of a probability `target`) from 1 to
+        `axis`: its gradients come back in torch's layout."""
+        moved = {name: jnp.moveaxis(a, 1, axis) if a.ndim == ndim else a for name, a in arrays.items()}
+        return getattr(F, case.loss)(**moved, **case.options, axis=axis)
+
+    torch_loss = functools.partial(getattr(torch.nn.functional, case.loss), **case.options)
+    assert_parity(with_classes_at_axis, torch_loss, case.arrays, grad=case.grad, dtypes=("float32",), modes=(mode,))
 
 
 def test_axis_zero_takes_classes_first():
-    x, t = logits(4, 6), indices(6, 4)
+    x, t = logits(4, 6, rng=rng), indices(6, 4, rng=rng)
     expected = torch.nn.functional.cross_entropy(torch.tensor(x.T, dtype=torch.float32), torch.tensor(t))
     np.testing.assert_allclose(F.cross_entropy(jnp.asarray(x, jnp.float32), t, axis=0), expected, rtol=2e-6)
 
@@ -341,7 +77,8 @@ def test_axis_zero_takes_classes_first():
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint32])
 def test_any_integer_target_dtype(loss, dtype):
     """torch takes int64 and uint8 only; jaxloss takes every integer dtype, with the same result."""
-    x, t, w = logits(6, 4).astype(np.float32), indices(6, 4), class_weight(4).astype(np.float32)
+    x, t = logits(6, 4, rng=rng).astype(np.float32), indices(6, 4, rng=rng)
+    w = class_weight(4, rng=rng).astype(np.float32)
     for weight in (None, w):
         expected = getattr(torch.nn.functional, loss)(
             torch.tensor(x),
@@ -356,7 +93,7 @@ def test_any_integer_target_dtype(loss, dtype):
 def test_ignore_index_beyond_the_target_dtype():
     """uint8 targets take ignore_index=255; an ignore_index that the target's dtype cannot hold (the default -100
     for uint8, 2**40 for int32) ignores nothing, and overflows nothing."""
-    x, t = logits(5, 3).astype(np.float32), np.array([0, 255, 1, 255, 2], np.uint8)
+    x, t = logits(5, 3, rng=rng).astype(np.float32), np.array([0, 255, 1, 255, 2], np.uint8)
     expected = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t), ignore_index=255)
     np.testing.assert_allclose(F.cross_entropy(x, jnp.asarray(t), ignore_index=255), expected, rtol=2e-6)
     t = np.array([0, 1, 2, 1, 0])
@@ -380,7 +117,7 @@ def test_ignore_index_beyond_the_target_dtype():
     ],
 )
 def test_probability_targets_promote_dtypes_like_torch(input_dtype, target_dtype, weight_dtype):
-    x, p, w = logits(6, 4), probabilities(6, 4), 3 * class_weight(4)  # truncated for int32
+    x, p, w = logits(6, 4, rng=rng), probabilities(6, 4, rng=rng), 3 * class_weight(4, rng=rng)  # truncated for int32
     as_torch = lambda a, d: None if d is None else torch.tensor(a.astype(d))  # noqa: E731
     expected = torch.nn.functional.cross_entropy(
         as_torch(x, input_dtype), as_torch(p, target_dtype), weight=as_torch(w, weight_dtype), label_smoothing=0.1
@@ -398,8 +135,8 @@ def test_probability_targets_promote_dtypes_like_torch(input_dtype, target_dtype
 
 def test_vmap():
     """vmap over problems equals one call per problem, and torch."""
-    x, t = logits(3, 6, 4).astype(np.float32), indices((3, 6), 4, ignored=2)
-    w = class_weight(4).astype(np.float32)
+    x, t = logits(3, 6, 4, rng=rng).astype(np.float32), indices((3, 6), 4, ignored=2, rng=rng)
+    w = class_weight(4, rng=rng).astype(np.float32)
     loss = lambda x, t: F.cross_entropy(x, t, weight=w, label_smoothing=0.1)  # noqa: E731
     batched = jax.vmap(loss)(x, t)
     expected = [
@@ -413,8 +150,8 @@ def test_vmap():
     np.testing.assert_allclose(grads, np.stack([jax.grad(F.nll_loss)(x[i], t[i], reduction="sum") for i in range(3)]))
 
 
-X = jnp.asarray(logits(5, 3), jnp.float32)
-T = jnp.asarray(indices(5, 3))
+X = jnp.asarray(logits(5, 3, rng=rng), jnp.float32)
+T = jnp.asarray(indices(5, 3, rng=rng))
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
@@ -496,9 +233,11 @@ def test_seed_lesson_number():
 # label_smoothing is data: traced, differentiated, checked as a value under jit (see also test_float_options.py).
 
 SMOOTHING_INDEX = dict(
-    input=logits(6, 4), target=np.array([1, 0, -100, 3, 2, 1]), weight=class_weight(4)
+    input=logits(6, 4, rng=rng), target=np.array([1, 0, -100, 3, 2, 1]), weight=class_weight(4, rng=rng)
 )  # one ignored target
-SMOOTHING_PROBS = dict(input=logits(6, 4), target=probabilities(6, 4), weight=class_weight(4))
+SMOOTHING_PROBS = dict(
+    input=logits(6, 4, rng=rng), target=probabilities(6, 4, rng=rng), weight=class_weight(4, rng=rng)
+)
 SMOOTHING_TARGETS = {"index": SMOOTHING_INDEX, "probs": SMOOTHING_PROBS}
 
 
@@ -575,8 +314,8 @@ def test_traced_label_smoothing_off_leaks_nothing(reduction):
     """A traced ε <= 0 computes the smoothing part and drops it: with a -inf logit (the part is infinite) the
     values and the derivatives of every operand, forward and reverse, are those of ε = 0 known before the call
     (no smoothing compiled); ε's own derivative is 0."""
-    input = jnp.asarray(logits(4, 3), jnp.float32).at[1, 2].set(-jnp.inf)
-    target, weight = jnp.array([0, 1, 0, -100]), jnp.asarray(class_weight(3), jnp.float32)
+    input = jnp.asarray(logits(4, 3, rng=rng), jnp.float32).at[1, 2].set(-jnp.inf)
+    target, weight = jnp.array([0, 1, 0, -100]), jnp.asarray(class_weight(3, rng=rng), jnp.float32)
 
     def loss(input, weight, eps):
         return jnp.sum(F.cross_entropy(input, target, weight, reduction=reduction, label_smoothing=eps))
@@ -626,7 +365,8 @@ def test_label_smoothing_above_one_is_a_value_check(targets, reduction):
 def test_label_smoothing_known_off_compiles_without_the_smoothing_term():
     """ε known before the call to be <= 0 or NaN (the default included) compiles the loss without its class
     reduction; positive Python values share the compilation that has it, and a traced ε uses that one too."""
-    input, target = jnp.asarray(logits(5, 7), jnp.float32), jnp.asarray(indices(5, 7))  # shapes of no other test
+    # Shapes of no other test.
+    input, target = jnp.asarray(logits(5, 7, rng=rng), jnp.float32), jnp.asarray(indices(5, 7, rng=rng))
 
     def core_jaxpr(loss, *args):
         """The jaxpr of the jitted core that `loss` calls (where ε is an input, not a literal)."""

@@ -7,310 +7,20 @@ import numpy as np
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import (
-    DTYPES,
-    LOW_PRECISION,
-    MODES,
-    Case,
-    check_low_precision,
-    check_parity,
-    check_raises,
-    grid,
-)
+from parity import LOW_PRECISION, check_raises, runs
 
 import jaxloss
 import jaxloss._embedding as embedding
 import jaxloss.functional as F
+from jaxloss.parity._embedding import CASES, l1_distance, squared_distance
 
-rng = np.random.default_rng(0)
+rng = np.random.default_rng(1)
 INF = float("inf")
 
 
-def normal(*shape):
-    return rng.standard_normal(shape)
-
-
-def array(*rows):
-    return np.array(rows, dtype=np.float64)
-
-
-def signs(n):
-    return rng.choice([-1.0, 1.0], size=n)
-
-
-def with_grad(variants, grad):
-    return {name: {"grad": grad, **variant} for name, variant in variants.items()}
-
-
-# ------------------------------------------------------------------------------------------------------------
-# cosine_embedding_loss
-
-
-def cases(loss, variants, full=()):
-    """The variants named in `full` with every reduction, the empty ones with 'mean' (NaN) and 'sum' (0), the
-    rest with 'none' only: its random cotangent already checks every element's gradient."""
-    return [
-        case
-        for name, variant in variants.items()
-        for case in grid(
-            loss,
-            {name: variant},
-            ("none", "mean", "sum") if name in full else ("mean", "sum") if "empty" == name else ("none",),
-        )
-    ]
-
-
-COSINE_VARIANTS = {
-    **with_grad(
-        {
-            "2d": dict(arrays=dict(input1=normal(5, 4), input2=normal(5, 4), target=signs(5))),
-            "1d": dict(
-                arrays=dict(input1=normal(4), input2=normal(4), target=np.array(-1.0)), options=dict(margin=-0.2)
-            ),
-            "broadcast_batch_margin0.3": dict(
-                arrays=dict(input1=normal(1, 4), input2=normal(5, 4), target=signs(5)), options=dict(margin=0.3)
-            ),
-            "target_broadcasts_batch": dict(arrays=dict(input1=normal(1, 4), input2=normal(1, 4), target=signs(3))),
-            # Only exactly 1 and -1 select a branch: 0, 0.5, 2, -1.5 give 0.
-            "other_targets": dict(
-                arrays=dict(input1=normal(6, 3), input2=normal(6, 3), target=array(1.0, -1.0, 0.0, 0.5, 2.0, -1.5))
-            ),
-            "int_target": dict(
-                arrays=dict(input1=normal(5, 3), input2=normal(5, 3), target=np.array([1, -1, 0, 1, -1])),
-                options=dict(margin=-0.3),
-            ),
-            "bool_target": dict(
-                arrays=dict(input1=normal(4, 3), input2=normal(4, 3), target=np.array([True, False, True, False]))
-            ),
-            # cos - margin == 0 exactly (orthogonal pairs, a zero vector) with margin 0: clamp_min passes the
-            # gradient; a zero vector's cosine is 0 thanks to the 1e-12 in the squared norms.
-            "clamp_ties": dict(
-                arrays=dict(
-                    input1=array([1.0, 0.0], [0.0, 0.0], [2.0, -1.0], [1.0, 0.0], [3.0, 4.0]),
-                    input2=array([0.0, 1.0], [1.0, 2.0], [1.0, 2.0], [1.0, 0.0], [0.0, 0.0]),
-                    target=array(-1.0, -1.0, -1.0, -1.0, 1.0),
-                )
-            ),
-            "extreme": dict(
-                arrays=dict(
-                    input1=array([1e9, -1e9, 1.0], [-1e9, 1e9, 1e9], [1e-9, 0.0, -1e-9]),
-                    input2=array([1e9, 1e9, -1e9], [1.0, -1e9, 1e9], [-1e9, 1e9, 1.0]),
-                    target=array(1.0, -1.0, -1.0),
-                )
-            ),
-            "empty": dict(arrays=dict(input1=normal(0, 4), input2=normal(0, 4), target=normal(0))),
-            "empty_d": dict(arrays=dict(input1=normal(3, 0), input2=normal(3, 0), target=array(1.0, -1.0, 1.0))),
-        },
-        grad=("input1", "input2"),
-    ),
-    # A (5, 1) input2 repeats one value c along D, and the cosine does not depend on |c|: its gradient is 0 up
-    # to rounding noise, so only input1's is compared.
-    "broadcast_d": dict(arrays=dict(input1=normal(5, 4), input2=normal(5, 1), target=signs(5)), grad=("input1",)),
-}
-COSINE_CASES = cases("cosine_embedding_loss", COSINE_VARIANTS, full=("2d",))
-
-# ------------------------------------------------------------------------------------------------------------
-# triplet_margin_loss
-
-
-def triplet(*shapes, **options):
-    a, p, n = shapes if len(shapes) == 3 else shapes * 3
-    return dict(arrays=dict(anchor=normal(*a), positive=normal(*p), negative=normal(*n)), options=options)
-
-
-def triplet_rows(anchor, positive, negative, **options):
-    return dict(
-        arrays=dict(anchor=array(*anchor), positive=array(*positive), negative=array(*negative)), options=options
-    )
-
-
-def stack(*variants, **options):
-    """One variant holding the rows of `variants`, with `options`."""
-    arrays = {name: np.concatenate([v["arrays"][name] for v in variants]) for name in variants[0]["arrays"]}
-    return dict(arrays=arrays, options=options)
-
-
-P_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, -1.0, INF, -INF)
-
-# Rows where margin + d(a, p) - d(a, n) == 0 exactly, with eps = 0 and margin 3, for p = 1, 2 and inf (where the
-# norms of these integer vectors are exact), then a row above the margin and one below it.
-MARGIN_TIES = {
-    1.0: triplet_rows(
-        [[0.0, 0.0, 0.0]] * 3,
-        [[1.0, 2.0, 0.0], [0.0, -2.0, 2.0], [1.0, 1.0, 0.0]],
-        [[2.0, -4.0, 0.0], [3.0, 0.0, 4.0], [1.0, 1.5, 0.0]],
-    ),
-    2.0: triplet_rows(
-        [[0.0, 0.0, 0.0]] * 3,
-        [[6.0, 8.0, 0.0], [0.0, -8.0, 6.0], [1.0, 1.0, 0.0]],
-        [[5.0, 12.0, 0.0], [-12.0, 0.0, 5.0], [1.0, 1.5, 0.0]],
-    ),
-    INF: triplet_rows(
-        [[0.0, 0.0, 0.0]] * 3,
-        [[3.0, 1.0, 0.0], [-2.0, -3.0, 3.0], [1.0, 1.0, 0.0]],
-        [[6.0, -2.0, 0.0], [1.0, 6.0, -6.0], [1.0, 1.5, 0.0]],
-    ),
-}
-
-# Under swap, d(a, n) == d(p, n) exactly: anchor == positive, and differences whose first two entries are
-# swapped (x + y == y + x in floating point too, so the norms are equal).
-SWAP_TIES = triplet_rows(
-    [[1.0, 2.0, 0.0], [0.5, -1.0, 1.0], [1.0, 2.0, 0.0]],
-    [[1.0, 2.0, 0.0], [0.5, -1.0, 1.0], [2.0, 1.0, 0.0]],
-    [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0], [0.0, 0.0, 0.0]],
-)
-
-# Zero difference vectors with eps = 0 (a == p, a == n, p == n), where torch's norm gradient is 0; inf-norm
-# ties (several |entries| equal to the maximum or minimum), shared equally among them; and random rows.
-ZERO_DIFFERENCES_AND_TIES = stack(
-    triplet_rows(
-        [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 1.0, -1.0], [2.0, 2.0, -2.0]],
-        [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [1.0, 0.0, -0.5], [0.5, -0.5, 1.0]],
-        [[0.5, 1.0, -2.0], [1.0, 2.0, 3.0], [0.0, 1.0, -1.0], [0.0, 0.0, 0.0]],
-    ),
-    triplet((3, 3)),
-)
-
-TRIPLET_VARIANTS = with_grad(
-    {
-        "2d": triplet((4, 5)),
-        "1d": triplet((5,)),
-        "0d": triplet(()),
-        "3d": triplet((2, 3, 4)),
-        "broadcast_batch": triplet((4, 5), (1, 5), (4, 5)),
-        "broadcast_last_axis": triplet((4, 1), (4, 5), (4, 3)),
-        **{
-            f"p{p}": stack(
-                ZERO_DIFFERENCES_AND_TIES, *[MARGIN_TIES[p]] if p in MARGIN_TIES else (), p=p, eps=0.0, margin=3.0
-            )
-            for p in P_VALUES
-        },
-        **{
-            f"p{p}_swap": stack(ZERO_DIFFERENCES_AND_TIES, SWAP_TIES, p=p, eps=0.0, margin=5.0, swap=True)
-            for p in (1.0, 2.0, INF)
-        },
-        "margin0.2_eps0.1_swap": triplet((4, 5), margin=0.2, eps=0.1, swap=True),
-        "extreme": triplet_rows(
-            [[1e9, -1e9, 0.0], [-1e9, 1e9, 1e9]],
-            [[-1e9, 1e9, 1.0], [1.0, -1e9, 0.0]],
-            [[1e9, 1e9, -1e9], [-1e9, 1e9, 1e9 + 1024]],
-        ),
-        "empty": triplet((0, 5)),
-        "empty_d": triplet((4, 0)),
-    },
-    grad=("anchor", "positive", "negative"),
-)
-TRIPLET_CASES = cases("triplet_margin_loss", TRIPLET_VARIANTS, full=("2d",))
-
-# ------------------------------------------------------------------------------------------------------------
-# triplet_margin_with_distance_loss: distance functions written with operators and methods that torch tensors
-# and JAX arrays share, so that one Case runs in both.
-
-
-def l1_distance(x, y):
-    return abs(x - y).sum(-1)
-
-
-def squared_distance(x, y):
-    return ((x - y) ** 2).sum(-1)
-
-
-def cosine_distance(x, y):
-    return 1 - (x * y).sum(-1) / ((x * x).sum(-1) * (y * y).sum(-1)) ** 0.5
-
-
-def column_distance(x, y):
-    """A distance of shape (N, 1): the loss takes that shape."""
-    return ((x - y) ** 2).sum(-1)[..., None]
-
-
-TMWD_VARIANTS = with_grad(
-    {
-        "default_2d": triplet((4, 5)),
-        # Under swap, anchor == positive makes d(a, n) == d(p, n): half the gradient to each.
-        "default_swap": stack(SWAP_TIES, triplet((3, 3)), margin=5.0, swap=True),
-        "l1": triplet((4, 5), distance_function=l1_distance),
-        # margin + d(a, p) - d(a, n) == 0 in the first row (no zero entries: JAX's abs has derivative 1 at 0,
-        # torch's 0, and that is the distance function's business, not the loss's).
-        "l1_margin_tie": triplet_rows(
-            [[0.0, 0.0, 0.0]] * 3,
-            [[1.0, 1.0, 1.0], [1.0, -1.0, 2.0], [1.0, 1.0, 1.0]],
-            [[2.0, 2.0, 2.0], [-2.0, 3.0, -1.0], [3.0, 3.0, 3.0]],
-            distance_function=l1_distance,
-            margin=3.0,
-        ),
-        "squared_swap": stack(SWAP_TIES, triplet((3, 3)), distance_function=squared_distance, margin=5.0, swap=True),
-        "cosine_3d_broadcast_batch": triplet((2, 3, 4), (2, 1, 4), (2, 3, 4), distance_function=cosine_distance),
-        "cosine_swap_margin0.5": triplet((4, 5), distance_function=cosine_distance, swap=True, margin=0.5),
-        "column": triplet((4, 5), distance_function=column_distance, swap=True),
-    },
-    grad=("anchor", "positive", "negative"),
-)
-TMWD_CASES = cases("triplet_margin_with_distance_loss", TMWD_VARIANTS, full=("default_2d",))
-
-# ------------------------------------------------------------------------------------------------------------
-# pairwise_distance (no reduction)
-
-
-def pairwise(name, x1, x2, **options):
-    return Case(
-        loss="pairwise_distance",
-        id=f"pairwise_distance-{name}",
-        arrays=dict(x1=x1, x2=x2),
-        options=options,
-        grad=("x1", "x2"),
-    )
-
-
-PAIRWISE_CASES = [
-    pairwise("2d", normal(4, 5), normal(4, 5)),
-    pairwise("2d_vs_1d_keepdim", normal(4, 5), normal(5), keepdim=True),
-    pairwise("0d_keepdim", normal(), normal(), keepdim=True),
-    pairwise("outer_broadcast_p3", normal(4, 1), normal(1, 5), p=3.0, eps=0.1),
-    pairwise("3d_vs_1d_keepdim_pinf", normal(2, 3, 4), normal(4), p=INF, keepdim=True),
-    pairwise("empty_batch_pinf", normal(0, 3), normal(0, 3), p=INF),
-    pairwise("overflow_underflow", array([1e20, 1e20], [1e-30, 1e-30]), np.zeros((2, 2)), eps=0.0),
-]
-
-ALL_CASES = COSINE_CASES + TRIPLET_CASES + TMWD_CASES + PAIRWISE_CASES
-
-
-def integers(*shape):
-    return rng.integers(-5, 6, shape)
-
-
-def integer_triplet(**options):
-    return dict(arrays={name: integers(4, 3) for name in ("anchor", "positive", "negative")}, options=options)
-
-
-# Integer inputs compute in float32 (torch's default dtype) whatever the floating dtype under test: they run in
-# the f32 harness only.
-INTEGER_CASES = [
-    *grid(
-        "cosine_embedding_loss",
-        {
-            "int_inputs": dict(arrays=dict(input1=integers(4, 3), input2=integers(4, 3), target=signs(4))),
-            "bool_and_int_inputs": dict(arrays=dict(input1=integers(4, 3) > 0, input2=integers(4, 3), target=signs(4))),
-        },
-        ("none",),
-    ),
-    *grid("triplet_margin_loss", {"int_inputs_swap": integer_triplet(swap=True)}, ("none",)),
-    *grid("triplet_margin_with_distance_loss", {"int_inputs": integer_triplet()}, ("mean",)),
-    Case(loss="pairwise_distance", id="pairwise_distance-int_inputs", arrays=dict(x1=integers(4, 3), x2=integers(3))),
-]
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", ALL_CASES, ids=str)
+@pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
-    check_parity(case, dtype, mode)
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", INTEGER_CASES, ids=str)
-def test_integer_inputs(case, mode):
-    check_parity(case, "f32", mode)
+    case.check(dtype, mode)
 
 
 LOW_PRECISION_IDS = {
@@ -324,9 +34,9 @@ LOW_PRECISION_IDS = {
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", [case for case in ALL_CASES if case.id in LOW_PRECISION_IDS], ids=str)
+@pytest.mark.parametrize("case", [case for case in CASES if case.id in LOW_PRECISION_IDS], ids=str)
 def test_low_precision(case, dtype):
-    check_low_precision(case, dtype)
+    case.check(dtype, "jit")
 
 
 def test_mixed_dtypes_promote_like_torch():
@@ -420,7 +130,7 @@ def test_pairwise_distance_bad_input():
 
 
 def test_vmap_matches_torch_batch():
-    anchor, positive, negative = normal(6, 5), normal(6, 5), normal(6, 5)
+    anchor, positive, negative = rng.standard_normal((3, 6, 5))
     expected = torch.nn.functional.triplet_margin_loss(
         *(torch.tensor(x) for x in (anchor, positive, negative)), p=1.0, swap=True, reduction="none"
     ).numpy()
@@ -438,7 +148,7 @@ def test_vmap_matches_torch_batch():
 
         np.testing.assert_allclose(jax.vmap(with_distance)(anchor, positive, negative), expected, rtol=1e-12)
 
-    input1, input2, target = normal(6, 4), normal(6, 4), signs(6)
+    (input1, input2), target = rng.standard_normal((2, 6, 4)), rng.choice([-1.0, 1.0], 6)
     expected = torch.nn.functional.cosine_embedding_loss(
         *(torch.tensor(x) for x in (input1, input2, target)), margin=0.1, reduction="none"
     ).numpy()
@@ -450,7 +160,7 @@ def test_vmap_matches_torch_batch():
 def test_custom_distance_is_not_recompiled_per_call():
     """A fresh lambda per call reuses the jitted part after the distances (the function is not a static
     argument); under an outer jit (and grad) the whole loss, distance function included, is one computation."""
-    anchor, positive, negative = (jnp.asarray(normal(4, 5), jnp.float32) for _ in range(3))
+    anchor, positive, negative = jnp.asarray(rng.standard_normal((3, 4, 5)), jnp.float32)
 
     def loss(anchor):  # a new lambda on every call
         return F.triplet_margin_with_distance_loss(
@@ -467,7 +177,7 @@ def test_custom_distance_is_not_recompiled_per_call():
 
 
 def test_default_distance_is_triplet_margin_loss():
-    anchor, positive, negative = (jnp.asarray(normal(4, 5), jnp.float32) for _ in range(3))
+    anchor, positive, negative = jnp.asarray(rng.standard_normal((3, 4, 5)), jnp.float32)
     for swap in (False, True):
         np.testing.assert_array_equal(
             F.triplet_margin_with_distance_loss(anchor, positive, negative, swap=swap, reduction="none"),

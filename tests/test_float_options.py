@@ -13,10 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from parity import DTYPES, TOLERANCES
+from parity import DTYPES
 
 import jaxloss.functional as F
 from jaxloss import nn
+from jaxloss.testing import assert_parity
 
 rng = np.random.default_rng(0)
 
@@ -128,13 +129,6 @@ CASES = [
 ]
 
 
-def torch_value_and_grads(case: OptionCase, value: float, dtype) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    tensors = {name: torch.tensor(array, requires_grad=name in case.grad) for name, array in cast(case, dtype).items()}
-    loss = getattr(torch.nn.functional, case.loss)(**tensors, **case.options, **{case.option: value})
-    grads = torch.autograd.grad(loss.sum(), [tensors[name] for name in case.grad])
-    return loss.detach().numpy(), {name: g.numpy() for name, g in zip(case.grad, grads, strict=True)}
-
-
 def jaxloss_loss(case: OptionCase) -> Callable[..., jax.Array]:
     """The loss as a function of the differentiated arrays, the other arrays and the option's value."""
 
@@ -158,21 +152,23 @@ def split(case: OptionCase, dtype) -> tuple[dict[str, jax.Array], dict[str, jax.
     return {name: arrays.pop(name) for name in case.grad}, arrays
 
 
-@pytest.mark.parametrize("dtype_name", list(DTYPES))
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_traced_option_matches_torch(case, dtype_name):
-    """The option traced by the caller's `jit`: values and gradients as torch's for the same Python value."""
-    dtype = DTYPES[dtype_name]
-    with jax.enable_x64(dtype is np.float64):
-        differentiated, others = split(case, dtype)
-        value_and_grad = jax.jit(lambda d, o, v: jax.value_and_grad(lambda d: jnp.sum(jaxloss_loss(case)(d, o, v)))(d))
-        tolerance = TOLERANCES[dtype]
-        for value in case.values:
-            expected, expected_grads = torch_value_and_grads(case, value, dtype)
-            actual, grads = value_and_grad(differentiated, others, value)
-            np.testing.assert_allclose(actual, expected.sum(), **tolerance, err_msg=f"{case.option}={value}")
-            for name in case.grad:
-                np.testing.assert_allclose(grads[name], expected_grads[name], **tolerance, err_msg=name)
+def test_traced_option_matches_torch(case, dtype):
+    """The option a 0-d array that the caller's `jit` traces: values and gradients as torch's for the same value
+    as a Python float. One `jit` for all the values, which compiles once ('eager' calls it as it is)."""
+
+    @jax.jit
+    def jaxloss_fn(**arrays):
+        return getattr(F, case.loss)(**arrays, **case.options)
+
+    def torch_fn(**tensors):
+        option = float(tensors.pop(case.option))
+        return getattr(torch.nn.functional, case.loss)(**tensors, **case.options, **{case.option: option})
+
+    for value in case.values:
+        arrays = {**case.arrays, case.option: np.array(value)}
+        assert_parity(jaxloss_fn, torch_fn, arrays, grad=case.grad, dtypes=(dtype,), modes=("eager",))
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -7,261 +7,31 @@ import optax
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
+from parity import LOW_PRECISION, check_raises, runs
 
 import jaxloss.functional as F
+from jaxloss.parity._margin import CASES, MLM_TARGET, MM_2D, MM_WEIGHT
 
-rng = np.random.default_rng(0)
-INF, NAN = np.inf, np.nan
-
-
-def normal(*shape):
-    return rng.standard_normal(shape)
+rng = np.random.default_rng(1)
 
 
-def labels(high, *shape):
-    return rng.integers(0, high, shape)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Parity cases. Every case runs in float32 and float64, eagerly and under jit, so each variant lists only the
-# reductions it needs: all three where the reduction is what is under test, 'none' where the per-element values
-# and gradients are (kinks, extremes, shapes).
-
-ALL, NONE, NONE_MEAN = ("none", "mean", "sum"), ("none",), ("none", "mean")
-
-
-def cases(loss, grad, options=None, **variants):
-    """`grid` cases of `loss` for `variants` (name -> (reductions, arrays)), all differentiating `grad`."""
-    return [
-        case
-        for name, (reductions, arrays) in variants.items()
-        for case in grid(loss, {name: dict(arrays=arrays, grad=grad, options=dict(options or {}))}, reductions)
-    ]
-
-
-# Rows of four classes with scores at +-1e9, +-inf and NaN: a NaN or infinite z only drops or saturates its own
-# terms, as in torch's kernels.
-EXTREME_SCORES = np.array(
-    [[1e9, -1e9, 0.5, 3.0], [-1e9, 1e9, 1e9, 0.0], [INF, 0.5, -INF, NAN], [0.0, INF, 1.0, 2.0], [NAN, 0.0, 1.0, 2.0]]
-)
-
-# multilabel_margin_loss --------------------------------------------------------------------------------------
-# Rows: two targets then -1 (later entries ignored), a duplicate, no target at all, every class a target (no
-# non-target: 0), and a -1 in last place.
-MLM_TARGET = np.array([[0, 2, -1, 1, 3], [3, 3, -1, 0, 0], [-1, 0, 1, 2, 3], [4, 3, 2, 1, 0], [1, 4, 0, 2, -1]])
-# Scores whose differences x[y_j] - x[i] sit exactly on the kink 1, at 0, and on both sides of the kink.
-MLM_TIES = (
-    np.array([[1.0, 0.0, 0.5, -1.0], [2.0, 1.0, 1.0, 1.5], [0.5, -0.5, 0.5, 1.5]]),
-    np.array([[0, -1, 0, 0], [0, 3, -1, 1], [2, 0, -1, 0]]),
-)
-MLM_EXTREME_TARGET = np.array([[0, 2, -1, 0], [0, 3, -1, 1], [0, -1, 0, 0], [0, 2, -1, 0], [0, -1, 0, 0]])
-
-MLM_CASES = cases(
-    "multilabel_margin_loss",
-    ("input",),
-    **{
-        "2d": (ALL, dict(input=normal(5, 5), target=MLM_TARGET)),
-        "1d": (NONE_MEAN, dict(input=normal(5), target=MLM_TARGET[0])),  # a scalar for every reduction
-        "0d": (NONE, dict(input=normal(), target=np.array(0))),
-        "0d_target_1d": (NONE, dict(input=normal(), target=np.array([-1]))),
-        "1class_target_0d": (NONE, dict(input=normal(1), target=np.array(0))),
-        "ties_1e9_inf_nan": (
-            NONE,
-            dict(
-                input=np.concatenate([MLM_TIES[0], EXTREME_SCORES]),
-                target=np.concatenate([MLM_TIES[1], MLM_EXTREME_TARGET]),
-            ),
-        ),
-        # torch 2.13 leaves 'mean' and 'sum' of an empty batch uninitialised: see test_empty_batch_reductions.
-        "empty": (NONE, dict(input=normal(0, 4), target=labels(4, 0, 4))),
-    },
-)
-
-# multi_margin_loss -------------------------------------------------------------------------------------------
-MM_2D = dict(input=normal(6, 5), target=labels(5, 6))
-MM_WEIGHT = rng.uniform(0.5, 2.0, 5)
-
-
-def mm_ties(margin):
-    """Rows whose scores put margin - x[y] + x[i] exactly at 0 and on both sides of it, then random rows, with
-    class weights."""
-    row = [1.0, 1.0 - margin, 1.25 - margin, 0.75 - margin, 1.0]
-    return dict(
-        input=np.concatenate([[row, row[::-1], row[1:] + row[:1]], MM_2D["input"]]),
-        target=np.concatenate([[0, 4, 4], MM_2D["target"]]),
-        weight=MM_WEIGHT,
-    )
-
-
-MM_CASES = [
-    *cases(
-        "multi_margin_loss",
-        ("input",),
-        **{
-            "2d": (ALL, MM_2D),
-            "1d_target_0d": (NONE, dict(input=normal(5), target=np.array(3))),
-            "1d_target_1d": (NONE, dict(input=normal(5), target=np.array([1]))),
-            "batch1_target_0d": (NONE, dict(input=normal(1, 5), target=np.array(2))),
-            "0d": (NONE, dict(input=normal(), target=np.array(0))),
-            "0d_target_1d": (NONE, dict(input=normal(), target=np.array([0]))),
-            "1e9_inf_nan": (NONE, dict(input=EXTREME_SCORES, target=np.array([0, 3, 0, 2, 1]))),
-            "empty": (NONE, dict(input=normal(0, 4), target=labels(4, 0))),
-        },
-    ),
-    *[
-        case
-        for p, margin, reductions in [(1, 1.0, NONE), (2, 1.0, ALL), (1, 0.0, NONE), (2, -0.5, NONE)]
-        for case in cases(
-            "multi_margin_loss",
-            ("input",),
-            dict(p=p, margin=margin),
-            **{f"p{p}_margin{margin}_weight_ties": (reductions, mm_ties(margin))},
-        )
-    ],
-    *cases(
-        "multi_margin_loss",
-        ("input",),
-        dict(p=2),
-        p2_weight_1e9_inf_nan=(
-            NONE,
-            dict(input=EXTREME_SCORES, target=np.array([0, 3, 0, 2, 1]), weight=np.array([0.5, 1.0, 2.0, 4.0])),
-        ),
-    ),
-]
-
-# margin_ranking_loss -----------------------------------------------------------------------------------------
-# -t (x1 - x2) + margin is exactly 0: elements 0-1 for margin 0.5, 2-3 for margin 0, 4-5 for margin -1.
-MR_KINKS = dict(
-    input1=np.array([1.5, 0.0, 2.0, 1.0, 0.0, 1.0, 3.0]),
-    input2=np.array([1.0, 0.5, 2.0, 1.0, 0.5, 0.0, 1.0]),
-    target=np.array([1.0, -1.0, 0.5, 1.0, 2.0, -1.0, -0.5]),
-)
-MR_GRAD = ("input1", "input2", "target")
-
-MR_CASES = [
-    *cases(
-        "margin_ranking_loss",
-        MR_GRAD,
-        **{
-            "1d": (ALL, dict(input1=normal(6), input2=normal(6), target=np.sign(normal(6)))),
-            "2d_target_any_value": (NONE, dict(input1=normal(4, 3), input2=normal(4, 3), target=normal(4, 3))),
-            "0d": (NONE, dict(input1=normal(), input2=normal(), target=np.array(-1.0))),
-            "broadcast": (NONE_MEAN, dict(input1=normal(4, 1), input2=normal(1, 3), target=np.ones((1, 1)))),
-            # inf - inf: a NaN loss, with input gradients 0 and a NaN target gradient, as torch's.
-            "1e9_inf_nan": (
-                NONE,
-                dict(
-                    input1=np.array([1e9, -1e9, INF, -INF, 0.0, INF, NAN]),
-                    input2=np.array([-1e9, 1e9, 0.0, 1.0, INF, INF, 0.0]),
-                    target=np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0]),
-                ),
-            ),
-            "empty": (ALL, dict(input1=normal(0, 3), input2=normal(0, 3), target=normal(0, 3))),
-        },
-    ),
-    *[
-        case
-        for margin in (0.5, 0.0, -1.0)
-        for case in cases(
-            "margin_ranking_loss", MR_GRAD, dict(margin=margin), **{f"margin{margin}_kinks": (NONE, MR_KINKS)}
-        )
-    ],
-    *cases(
-        "margin_ranking_loss",
-        ("input1", "input2"),
-        int_target=(NONE, dict(input1=normal(6), input2=normal(6), target=labels(2, 6) * 2 - 1)),
-    ),
-]
-
-# hinge_embedding_loss ----------------------------------------------------------------------------------------
-# Targets 1, -1 and other values (0, 2: both terms).
-HE_TARGET = np.array([1.0, -1.0, 0.0, 2.0, -1.0, 1.0, -1.0, 0.0])
-HE_GRAD = ("input", "target")
-
-
-def he_kinks(margin):
-    """Inputs exactly on the kink x == margin for each kind of target, then on both sides of it."""
-    return dict(
-        input=np.array([margin, margin, margin, margin, margin - 0.5, margin + 0.5, margin + 0.5, -0.5]),
-        target=HE_TARGET,
-    )
-
-
-HE_CASES = [
-    *cases(
-        "hinge_embedding_loss",
-        HE_GRAD,
-        **{
-            "1d": (ALL, dict(input=normal(8), target=HE_TARGET)),
-            "2d": (NONE, dict(input=normal(4, 3), target=np.sign(normal(4, 3)))),
-            "0d": (NONE, dict(input=normal(), target=np.array(-1.0))),
-            "broadcast_target": (NONE, dict(input=normal(4, 3), target=np.array([1.0, -1.0, 0.0]))),
-            "broadcast_up": (NONE_MEAN, dict(input=normal(4, 3), target=np.array([[[1.0], [-1.0], [1.0], [-1.0]]]))),
-            "1e9_inf_nan": (
-                NONE,
-                dict(
-                    input=np.array([1e9, -1e9, 1e9, -1e9, INF, -INF, INF, -INF, INF, -INF, NAN, NAN]),
-                    target=np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 0.0, 0.0, 1.0, -1.0]),
-                ),
-            ),
-            "empty": (ALL, dict(input=normal(0, 3), target=normal(0, 3))),
-        },
-    ),
-    *[
-        case
-        for margin in (1.0, 0.0, -1.0)
-        for case in cases(
-            "hinge_embedding_loss", HE_GRAD, dict(margin=margin), **{f"margin{margin}_kinks": (NONE, he_kinks(margin))}
-        )
-    ],
-    *cases("hinge_embedding_loss", ("input",), int_target=(NONE, dict(input=normal(6), target=labels(3, 6) - 1))),
-]
-
-CASES = MLM_CASES + MM_CASES + MR_CASES + HE_CASES
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
-    check_parity(case, dtype, mode)
+    case.check(dtype, mode)
 
 
-LOW_PRECISION_CASES = [
-    c
-    for c in CASES
-    if c.id
-    in {
-        "multilabel_margin_loss-2d-mean",
-        "multi_margin_loss-p2_margin1.0_weight_ties-mean",
-        "margin_ranking_loss-margin0.5_kinks-none",
-        "hinge_embedding_loss-margin1.0_kinks-none",
-    }
-]
+LOW_PRECISION_IDS = {
+    "multilabel_margin_loss-2d-mean",
+    "multi_margin_loss-p2_margin1.0_weight_ties-mean",
+    "margin_ranking_loss-margin0.5_kinks-none",
+    "hinge_embedding_loss-margin1.0_kinks-none",
+}
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=str)
+@pytest.mark.parametrize("case", [case for case in CASES if case.id in LOW_PRECISION_IDS], ids=str)
 def test_low_precision(case, dtype):
-    check_low_precision(case, dtype)
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(
-    "case",
-    cases(
-        "margin_ranking_loss",
-        (),
-        dict(margin=1.0),
-        integers=(NONE_MEAN, dict(input1=labels(5, 6), input2=labels(5, 6), target=labels(2, 6) * 2 - 1)),
-    ),
-    ids=str,
-)
-def test_margin_ranking_integer_inputs(case, mode):
-    """Integer inputs give a float32 loss, as torch's; in float32 only, since torch's result is float32 even
-    where the harness's float64 run expects float64."""
-    check_parity(case, "f32", mode)
+    case.check(dtype, "jit")
 
 
 @pytest.mark.parametrize(
@@ -328,15 +98,15 @@ def test_dtype_promotion():
 
 
 def test_margin_ranking_is_optax_hinge_with_zero_input2():
-    x, t = jnp.asarray(normal(6), jnp.float32), jnp.asarray(np.sign(normal(6)), jnp.float32)
+    x, t = jnp.asarray(rng.standard_normal(6), jnp.float32), jnp.asarray(np.sign(rng.standard_normal(6)), jnp.float32)
     value = F.margin_ranking_loss(x, jnp.zeros(6), t, margin=1.0, reduction="none")
     np.testing.assert_allclose(value, optax.losses.hinge_loss(x, t), rtol=1e-6)
 
 
 def test_vmap():
     """vmap over a leading axis equals the per-item calls, with a value check that cannot fire (NaN instead)."""
-    x = jnp.asarray(normal(3, 4, 5), jnp.float32)
-    y = jnp.asarray(labels(5, 3, 4))
+    x = jnp.asarray(rng.standard_normal((3, 4, 5)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 5, (3, 4)))
     y_bad = y.at[1, 2].set(5)
     value = jax.vmap(lambda x, y: F.multi_margin_loss(x, y, p=2))(x, y_bad)
     expected = [F.multi_margin_loss(x[i], y[i], p=2) for i in (0, 2)]
@@ -349,7 +119,7 @@ def test_vmap():
     value = jax.vmap(lambda x, y: F.multilabel_margin_loss(x, y, reduction="none"))(x, targets)
     expected = np.stack([F.multilabel_margin_loss(x[i], targets[i], reduction="none") for i in range(3)])
     np.testing.assert_allclose(value, expected, rtol=1e-6)
-    x1, x2, t = (jnp.asarray(normal(3, 4), jnp.float32) for _ in range(3))
+    x1, x2, t = (jnp.asarray(rng.standard_normal((3, 4)), jnp.float32) for _ in range(3))
     value = jax.vmap(F.margin_ranking_loss)(x1, x2, t)
     np.testing.assert_allclose(value, [F.margin_ranking_loss(x1[i], x2[i], t[i]) for i in range(3)], rtol=1e-6)
     value = jax.vmap(F.hinge_embedding_loss)(x1, jnp.sign(t))
@@ -434,7 +204,7 @@ def test_torch_also_rejects():
 def test_target_out_of_range(loss, target, bad_rows):
     """A value check: eager calls (and eager grad) raise; under jit the bad samples' losses are NaN."""
     fn = getattr(F, loss)
-    x = jnp.asarray(normal(2, 4), jnp.float32)
+    x = jnp.asarray(rng.standard_normal((2, 4)), jnp.float32)
     match = f"^{loss}: `target` must hold class indices in"
     with pytest.raises(ValueError, match=match):
         fn(x, target)
@@ -506,7 +276,7 @@ def hinge_arguments(seed, shape):
 
 # Scores on a grid of 0.25 with margin 0.625: every margin - x[y] + x[i] is an odd multiple of 0.125.
 MM_GRID_MARGIN = 0.625
-MM_GRID = dict(input=0.25 * np.random.default_rng(20).integers(-4, 5, (6, 5)), target=labels(5, 6))
+MM_GRID = dict(input=0.25 * np.random.default_rng(20).integers(-4, 5, (6, 5)), target=rng.integers(0, 5, 6))
 
 
 @pytest.mark.parametrize("p", [1, 2])

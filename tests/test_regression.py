@@ -8,106 +8,31 @@ import numpy as np
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import DTYPES, LOW_PRECISION, MODES, check_low_precision, check_parity, check_raises, grid
+from parity import LOW_PRECISION, check_raises, grid, runs
 
 import jaxloss.functional as F
+from jaxloss.parity._regression import CASES, normal
 
-rng = np.random.default_rng(0)
-
-
-def normal(*shape):
-    return rng.standard_normal(shape)
+rng = np.random.default_rng(1)
 
 
-# Differences that sit exactly on the kinks: d = 0, |d| = 0.5, |d| = 1 and |d| = 2 (beta/delta values below).
-KINK_INPUT = np.array([0.0, 1.0, 2.0, -1.0, 0.5, 3.0, -2.0, 1.5])
-KINK_TARGET = np.array([0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.5])
-
-
-# Infinite and NaN differences, where torch's hand-written gradients stay finite (or NaN) in its own way.
-NONFINITE_INPUT = np.array([np.inf, -np.inf, np.nan, 1e30])
-
-
-def regression_variants(weighted: bool, **options):
-    variants = {
-        "scalar": dict(arrays=dict(input=normal(), target=normal())),
-        "1d": dict(arrays=dict(input=normal(7), target=normal(7))),
-        "2d": dict(arrays=dict(input=normal(4, 3), target=normal(4, 3))),
-        "4d": dict(arrays=dict(input=normal(2, 3, 4, 5), target=normal(2, 3, 4, 5))),
-        "kinks": dict(arrays=dict(input=KINK_INPUT, target=KINK_TARGET)),
-        "nonfinite": dict(arrays=dict(input=NONFINITE_INPUT, target=np.zeros(4))),
-        "empty": dict(arrays=dict(input=normal(0, 3), target=normal(0, 3))),
-    }
-    if weighted:
-        variants["2d_weight"] = dict(
-            arrays=dict(input=normal(4, 3), target=normal(4, 3), weight=rng.uniform(0, 2, (4, 3)))
-        )
-    for variant in variants.values():
-        variant["grad"] = ("input", "target")
-        variant["options"] = options
-    return variants
-
-
-# torch's type promotion: an integer operand takes the floating operand's dtype, and the floating one is
-# differentiated; integer and boolean weights too. (huber_loss's integer targets: `test_huber_result_dtype`.)
-PROMOTED_OPERANDS = {
-    "int_target": dict(arrays=dict(input=normal(4, 3), target=rng.integers(-2, 3, (4, 3))), grad=("input",)),
-    "int_input": dict(arrays=dict(input=rng.integers(-2, 3, (4, 3)), target=normal(4, 3)), grad=("target",)),
-}
-PROMOTED_WEIGHTS = {
-    f"{kind}_weight": dict(
-        arrays=dict(input=normal(4, 3), target=normal(4, 3), weight=weight), grad=("input", "target")
-    )
-    for kind, weight in (("int", rng.integers(0, 3, (4, 3))), ("bool", rng.uniform(size=(4, 3)) < 0.5))
-}
-# Booleans are accepted where torch's kernel promotes them (mse_loss without weight, smooth_l1_loss).
-BOOLEAN_OPERANDS = {
-    "bool_target": dict(arrays=dict(input=normal(4, 3), target=rng.uniform(size=(4, 3)) < 0.5), grad=("input",)),
-    "bool_input": dict(arrays=dict(input=rng.uniform(size=(4, 3)) < 0.5, target=normal(4, 3)), grad=("target",)),
-}
-
-
-CASES = [
-    *grid("l1_loss", regression_variants(weighted=True)),
-    *grid("mse_loss", regression_variants(weighted=True)),
-    *grid("smooth_l1_loss", regression_variants(weighted=False)),
-    *[
-        case
-        for beta in (0.0, 0.5, 2.0)
-        for case in grid("smooth_l1_loss", {f"beta{beta}": regression_variants(False, beta=beta)["kinks"]})
-    ],
-    *grid("huber_loss", regression_variants(weighted=True)),
-    *[case for loss in ("l1_loss", "mse_loss", "smooth_l1_loss") for case in grid(loss, PROMOTED_OPERANDS)],
-    *[case for loss in ("l1_loss", "mse_loss", "huber_loss") for case in grid(loss, PROMOTED_WEIGHTS)],
-    *[case for loss in ("mse_loss", "smooth_l1_loss") for case in grid(loss, BOOLEAN_OPERANDS)],
-    *[
-        case
-        for delta in (0.5, 2.0)
-        for case in grid("huber_loss", {f"delta{delta}": regression_variants(True, delta=delta)["kinks"]})
-    ],
-]
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
-    check_parity(case, dtype, mode)
+    case.check(dtype, mode)
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
 @pytest.mark.parametrize("case", [c for c in CASES if "-2d" in c.id or "-kinks" in c.id], ids=str)
 def test_low_precision(case, dtype):
-    check_low_precision(case, dtype)
+    case.check(dtype, "jit")
 
 
 @pytest.mark.parametrize("loss", ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"])
 def test_broadcast_target_warns_like_torch(loss):
-    case = grid(loss, {"broadcast": dict(arrays=dict(input=normal(4, 3), target=normal(3)), grad=("input", "target"))})[
-        0
-    ]
+    arrays = dict(input=normal(4, 3, rng=rng), target=normal(3, rng=rng))
+    (case,) = grid(loss, {"broadcast": dict(arrays=arrays, grad=("input", "target"))}, ("none",))
     with pytest.warns(UserWarning, match="target size"):
-        check_parity(case, "f32", "eager")
+        case.check("float32", "eager")
 
 
 @pytest.mark.parametrize("loss", ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"])
@@ -133,7 +58,7 @@ def test_integer_operands_raise_where_torch_has_no_kernel(loss):
 def test_operands_that_torch_refuses():
     """torch refuses to subtract booleans (l1_loss, weighted mse_loss) and to write huber_loss's result into an
     integer `input`; these stay TypeErrors naming the argument."""
-    x, mask, ints = normal(4, 3), rng.uniform(size=(4, 3)) < 0.5, rng.integers(0, 3, (4, 3))
+    x, mask, ints = normal(4, 3, rng=rng), rng.uniform(size=(4, 3)) < 0.5, rng.integers(0, 3, (4, 3))
     t = torch.nn.functional
     for call in (
         lambda: t.l1_loss(torch.tensor(x), torch.tensor(mask)),
