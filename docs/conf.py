@@ -106,7 +106,7 @@ def hide_object_base(app, name, obj, options, bases):
 
 
 # The modules whose `__all__` is the public API: each of their names must have a page in docs/api/.
-PUBLIC_MODULES = ("jaxloss", "jaxloss.functional", "jaxloss.nn")
+PUBLIC_MODULES = ("jaxloss", "jaxloss.functional", "jaxloss.nn", "jaxloss.testing", "jaxloss.parity")
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def check_public_names_documented(app, env):
                 logger.warning(f"{module_name}.{name} is in {module_name}.__all__ but has no page in the API reference")
         for qualified in sorted(domain.objects):
             parent, _, name = qualified.rpartition(".")
-            if parent == module_name and name not in public:
+            if parent == module_name and name not in public and qualified not in PUBLIC_MODULES:
                 logger.warning(f"the API reference documents {qualified}, which is not in {module_name}.__all__")
 
 

@@ -29,6 +29,7 @@ Example, in a user's pytest::
         )
 """
 
+from jaxloss.testing import _tolerances
 from jaxloss.testing._comparison import Comparison as Comparison
 from jaxloss.testing._convert import conv_kernel_from_torch as conv_kernel_from_torch
 from jaxloss.testing._convert import conv_kernel_to_torch as conv_kernel_to_torch
@@ -41,7 +42,6 @@ from jaxloss.testing._convert import to_torch as to_torch
 from jaxloss.testing._parity import ParityError as ParityError
 from jaxloss.testing._parity import assert_parity as assert_parity
 from jaxloss.testing._parity import compare_parity as compare_parity
-from jaxloss.testing import _tolerances
 from jaxloss.testing._tolerances import DTypeName as DTypeName
 from jaxloss.testing._tolerances import Mode as Mode
 from jaxloss.testing._tolerances import Tolerance as Tolerance

@@ -129,7 +129,7 @@ def _jax_side(
         inputs = [given[i] if i in given else next(others) for i in range(len(leaves))]
         flat = jax.tree_util.tree_flatten_with_path(_call(jax_fn, jax.tree.unflatten(structure, inputs)))[0]
         output_paths[:] = [path for path, _ in flat]
-        return [jnp.asarray(output) for _, output in flat]
+        return [output if isinstance(output, jax.Array) else jnp.asarray(output) for _, output in flat]
 
     def value_and_grads(
         diff: list[jax.Array], rest: list[jax.Array], cotangents: list[jax.Array]
