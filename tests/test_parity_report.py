@@ -6,6 +6,8 @@ a jaxloss whose l1_loss is wrong at ties where they need a failure.
 
 import fnmatch
 import json
+import pathlib
+import re
 import subprocess
 import sys
 import types
@@ -17,7 +19,7 @@ import pytest
 import torch
 
 import jaxloss.functional as F
-from jaxloss.parity import Case, cases
+from jaxloss.parity import LOSSES, Case, cases
 from jaxloss.parity import _known_differences as known_differences
 from jaxloss.parity._cli import main
 from jaxloss.parity._known_differences import KnownDifference, is_tested, torch_version
@@ -132,6 +134,30 @@ def test_known_differences_of_the_installed_torch_turn_failures_into_known(tiny_
     assert (report["totals"]["failures"], report["totals"]["known"]) == (0, 4)
     assert all(m["known_difference"] == "2.14's subgradient at ties" for m in report["mismatches"])
     assert "## Known differences of torch 2.14.1+cu130" in markdown and "2.14's subgradient at ties" in markdown
+
+
+def json_keys(value) -> set[str]:
+    """Every key of every object in a JSON document, however deep (the per-loss names aside)."""
+    if isinstance(value, dict):
+        return {key for key in value if key not in LOSSES} | {k for v in value.values() for k in json_keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in json_keys(v)}
+    return set()
+
+
+def test_docs_describe_every_field_of_the_json_report(tiny_grid, tmp_path, monkeypatch):
+    """docs/parity.md's "The JSON report" names every field a report has, failures and known differences included."""
+    monkeypatch.setattr(F, "l1_loss", abs_l1_loss)
+    monkeypatch.setattr(torch, "__version__", "2.14.1+cu130")
+    ties = KnownDifference(("2.14",), "l1_loss", ("l1_loss-ties-*",), "d/dinput", "2.14's subgradient at ties")
+    monkeypatch.setattr(known_differences, "KNOWN_DIFFERENCES", (ties,))
+    _, report, _ = run(tmp_path, "--losses", "l1_loss", "--dtypes", "float32", "--modes", "eager")
+    assert {m["status"] for m in report["mismatches"]} == {"known", "failed"} and report["known_differences"]
+
+    page = (pathlib.Path(__file__).parents[1] / "docs" / "parity.md").read_text()
+    section = page.split("### The JSON report")[1].split("\n## ")[0]
+    described = set(re.findall(r"`(\w+)`", section))
+    assert json_keys(report) - described == set()
 
 
 def test_untested_torch_warns_and_runs(tiny_grid, tmp_path, capsys, monkeypatch):

@@ -9,6 +9,7 @@ against the torch installed beside jaxloss, on the device JAX uses, and reports 
 from jaxloss.parity import _grid
 from jaxloss.parity._case import Case as Case
 from jaxloss.parity._case import grid as grid
+from jaxloss.parity._cli import main as main
 from jaxloss.parity._grid import cases as cases
 
 # Data are assigned here, with their docstrings, so that the API reference finds them.
@@ -18,4 +19,4 @@ FAMILIES = _grid.FAMILIES
 LOSSES = _grid.LOSSES
 """Every loss of the grid: every loss of `jaxloss.functional`."""
 
-__all__ = ["FAMILIES", "LOSSES", "Case", "cases", "grid"]
+__all__ = ["FAMILIES", "LOSSES", "Case", "cases", "grid", "main"]

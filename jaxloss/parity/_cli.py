@@ -136,7 +136,8 @@ def _environment_error(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the parity report (see the module's docstring).
+    """Runs the parity report, as ``python -m jaxloss.parity`` does: the grid against the installed torch on JAX's
+    default device, a table per loss on stdout, and the JSON and Markdown reports asked for.
 
     Args:
       argv: the command-line arguments, without the program; ``sys.argv[1:]`` by default.
@@ -146,6 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Raises:
       SystemExit: with status 2, as argparse does, for bad arguments.
+
+    Example:
+      >>> status = main(["--losses", "l1_loss", "--dtypes", "float64", "--modes", "jit", "--quiet"])
+      jaxloss ... against torch ...
+      ...
+      parity passed: 36 cases, 36 runs, 102 comparisons, 0 failures, 0 known differences, ... s
+      >>> status
+      0
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
@@ -167,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: untested torch {env['torch']}; differences not listed may appear", file=sys.stderr)
     if "float64" in args.dtypes and not env["x64"]:
         print(f"warning: float64 does not compute on {env['device_kind']}; its runs will fail", file=sys.stderr)
-    known = applying_to(version)
+    known = tuple(difference for difference in applying_to(version) if difference.loss in args.losses)
 
     def progress(index: int, run: Run) -> None:
         if index == 0 or runs[index - 1].case.loss != run.case.loss:

@@ -1,53 +1,8 @@
 """The parity report: the environment, and what a run of the grid found, as JSON, a text table and Markdown.
 
 `report` builds the JSON document; the text and Markdown renderings read their numbers from it, so all three
-agree. The JSON report (``python -m jaxloss.parity --json PATH``), field by field:
-
-- ``schema`` (int): the version of this schema, 1. A field that changes meaning or goes away changes it; new
-  fields may appear without a change.
-- ``passed`` (bool): no comparison failed except known differences. An incomplete run (see ``complete``) passes
-  when everything that ran passed.
-- ``complete`` (bool): false when ``--time-budget`` stopped the run before every case × dtype × mode ran.
-- ``environment`` (object):
-
-  - ``jaxloss``, ``jax``, ``jaxlib``, ``torch``, ``numpy``, ``python`` (str): the versions.
-  - ``torch_tested`` (bool): whether torch is of a release jaxloss is tested against (2.13, 2.14); when false,
-    differences not listed in ``known_differences`` may appear.
-  - ``backend`` (str): JAX's default backend (``jax.default_backend()``: ``"cpu"``, ``"gpu"``, ``"tpu"``).
-  - ``platform``, ``device_kind`` (str): those of the device jaxloss ran on, ``jax.devices()[0]`` (e.g.
-    ``"gpu"``, ``"NVIDIA H200"``); torch runs on the CPU.
-  - ``device_count`` (int): ``jax.device_count()``.
-  - ``x64`` (bool): whether a float64 computation runs on that device (float64 runs enable x64 themselves).
-  - ``date`` (str): when the run started, ISO 8601 in UTC, e.g. ``"2026-05-09T07:35:25+00:00"``.
-  - ``command`` (str): the command line, e.g. ``"python -m jaxloss.parity --losses l1_loss"``.
-
-- ``options`` (object): ``losses``, ``dtypes``, ``modes`` (lists of names: every one, where the command line
-  left it out) and ``time_budget`` (seconds, or null for none).
-- ``losses`` (object): for each loss of ``options.losses``, in that order:
-
-  - ``cases`` (int): the cases of the loss that ran, in at least one dtype and mode.
-  - ``runs`` (int): the case × dtype × mode runs made.
-  - ``skipped`` (int): the runs not started because the time budget was spent.
-  - ``comparisons`` (int): the comparisons made: each run compares every output and every gradient; a run that
-    raised counts as one comparison, ``"error"``.
-  - ``failures`` (int): the comparisons failed, known differences left out.
-  - ``known`` (int): the comparisons failed that known differences explain.
-  - ``passed`` (bool): no failures.
-  - ``rows`` (list): a row per dtype × mode with runs, in the order of ``options``: ``dtype``, ``mode``,
-    ``cases`` (the runs in it), ``value_max_abs_error``, ``value_max_rel_error`` (over the values' comparisons),
-    ``grad_max_abs_error``, ``grad_max_rel_error`` (over the gradients'), and ``comparisons``, ``failures``,
-    ``known``, ``passed`` as above. An error is a number, the string ``"inf"`` (a relative error where torch
-    has 0 and jaxloss not), or null when the row has no such comparison.
-
-- ``mismatches`` (list): every failed or known-different comparison, in the order run: ``loss``, ``case`` (the
-  case's id), ``dtype``, ``mode``, ``what`` (``"value"``, ``"d/dinput"``, ..., or ``"error"`` when a side
-  raised), ``status`` (``"failed"`` or ``"known"``), ``max_abs_error``, ``max_rel_error``, ``report`` (the
-  comparison's full report, `jaxloss.testing.Comparison.report`, or the exception's type and message) and
-  ``known_difference`` (the description of the known difference that explains it, or null).
-- ``known_differences`` (list): every known difference that applies to the installed torch, met or not:
-  ``torch_versions`` (releases), ``loss``, ``case_ids`` (fnmatch patterns), ``what`` and ``description``.
-- ``totals`` (object): ``cases``, ``runs``, ``skipped``, ``comparisons``, ``failures``, ``known`` as in
-  ``losses``, over every loss, and ``seconds``, the wall time of the runs.
+agree. The JSON report (``python -m jaxloss.parity --json PATH``) is described field by field in docs/parity.md, "The
+JSON report"; `SCHEMA` is its version.
 """
 
 import dataclasses
