@@ -10,14 +10,12 @@ import jax
 import pytest
 
 from jaxloss.parity import Case, cases, grid
-from jaxloss.testing import DEFAULT_TOLERANCES, DTypeName, Mode
+from jaxloss.testing import DTypeName, Mode
 
-__all__ = ["DTYPES", "LOW_PRECISION", "MODES", "Case", "cases", "check_raises", "grid", "runs"]
+__all__ = ["DTYPES", "MODES", "Case", "cases", "check_raises", "grid", "runs"]
 
 DTYPES: tuple[DTypeName, ...] = ("float32", "float64")
 MODES: tuple[Mode, ...] = ("eager", "jit")
-LOW_PRECISION: tuple[DTypeName, ...] = ("float16", "bfloat16")
-TOLERANCES = DEFAULT_TOLERANCES
 
 
 def runs(grid_cases: Iterable[Case]) -> list[Any]:

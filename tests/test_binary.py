@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from parity import DTYPES, LOW_PRECISION, check_raises, runs
+from parity import DTYPES, check_raises, runs
 
 import jaxloss.functional as F
 from jaxloss.parity._binary import CASES, labels, normal, probabilities
@@ -20,25 +20,6 @@ rng = np.random.default_rng(1)
 @pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
     case.check(dtype, mode)
-
-
-LOW_PRECISION_CASES = [
-    c
-    for c in CASES
-    if c.id
-    in {
-        "binary_cross_entropy-weight_row-mean",
-        "binary_cross_entropy_with_logits-pos_weight_row-mean",
-        "soft_margin_loss-2d-sum",
-        "multilabel_soft_margin_loss-weight_row-mean",
-    }
-]
-
-
-@pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=str)
-def test_low_precision(case, dtype):
-    case.check(dtype, "jit")
 
 
 # --- gradients torch does not have ---------------------------------------------------------------------------------

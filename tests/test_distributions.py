@@ -9,7 +9,7 @@ import optax
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import LOW_PRECISION, MODES, check_raises, runs
+from parity import MODES, check_raises, runs
 
 import jaxloss.functional as F
 from jaxloss.parity._distributions import CASES
@@ -71,23 +71,6 @@ def test_poisson_integer_operands_promote_like_torch(input_dtype, target_dtype, 
         )
         assert str(value.dtype) == str(expected.dtype).removeprefix("torch.")
         np.testing.assert_allclose(np.asarray(value, np.float64), expected.double().numpy(), rtol=2e-2, atol=2e-2)
-
-
-LOW_PRECISION_VARIANTS = {
-    "2d",
-    "2d_log_target",
-    "2d_rate_fullTrue",
-    "stirling_boundary_log_inputTrue",
-    "2d_var_per_row",
-    "2d_float_var0.7",
-}
-
-
-@pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", [c for c in CASES if c.id.split("-")[1] in LOW_PRECISION_VARIANTS], ids=str)
-def test_low_precision(case, dtype):
-    with warns_like_torch(case):
-        case.check(dtype, "jit")
 
 
 def test_kl_div_mean_warns_on_every_call():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import LOW_PRECISION, check_raises, runs
+from parity import check_raises, runs
 
 import jaxloss
 import jaxloss._embedding as embedding
@@ -21,22 +21,6 @@ INF = float("inf")
 @pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
     case.check(dtype, mode)
-
-
-LOW_PRECISION_IDS = {
-    "cosine_embedding_loss-2d-mean",
-    "cosine_embedding_loss-other_targets-none",
-    "triplet_margin_loss-2d-mean",
-    "triplet_margin_loss-p1.0_swap-none",
-    "triplet_margin_with_distance_loss-cosine_swap_margin0.5-none",
-    "pairwise_distance-2d",
-}
-
-
-@pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", [case for case in CASES if case.id in LOW_PRECISION_IDS], ids=str)
-def test_low_precision(case, dtype):
-    case.check(dtype, "jit")
 
 
 def test_mixed_dtypes_promote_like_torch():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import LOW_PRECISION, check_raises, runs
+from parity import check_raises, runs
 
 import jaxloss.functional as F
 from jaxloss import _linear_cross_entropy, nn
@@ -28,18 +28,6 @@ x, w, indices, probabilities = (
 @pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
     case.check(dtype, mode)
-
-
-LOW_PRECISION_IDS = {
-    "linear_cross_entropy-bias_weight_ignore_smoothing-chunk3-mean",
-    "linear_cross_entropy-probs_bias_weight_smoothing-unchunked-mean",
-}
-
-
-@pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", [case for case in CASES if case.id in LOW_PRECISION_IDS], ids=str)
-def test_low_precision(case, dtype):
-    case.check(dtype, "jit")
 
 
 @pytest.mark.parametrize("options", PATHS.values(), ids=PATHS.keys())

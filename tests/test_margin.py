@@ -7,7 +7,7 @@ import optax
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import LOW_PRECISION, check_raises, runs
+from parity import check_raises, runs
 
 import jaxloss.functional as F
 from jaxloss.parity._margin import CASES, MLM_TARGET, MM_2D, MM_WEIGHT
@@ -18,20 +18,6 @@ rng = np.random.default_rng(1)
 @pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
     case.check(dtype, mode)
-
-
-LOW_PRECISION_IDS = {
-    "multilabel_margin_loss-2d-mean",
-    "multi_margin_loss-p2_margin1.0_weight_ties-mean",
-    "margin_ranking_loss-margin0.5_kinks-none",
-    "hinge_embedding_loss-margin1.0_kinks-none",
-}
-
-
-@pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", [case for case in CASES if case.id in LOW_PRECISION_IDS], ids=str)
-def test_low_precision(case, dtype):
-    case.check(dtype, "jit")
 
 
 @pytest.mark.parametrize(

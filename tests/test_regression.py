@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from jax.test_util import check_grads
-from parity import LOW_PRECISION, check_raises, grid, runs
+from parity import check_raises, grid, runs
 
 import jaxloss.functional as F
 from jaxloss.parity._regression import CASES, normal
@@ -19,12 +19,6 @@ rng = np.random.default_rng(1)
 @pytest.mark.parametrize("case, dtype, mode", runs(CASES))
 def test_parity(case, dtype, mode):
     case.check(dtype, mode)
-
-
-@pytest.mark.parametrize("dtype", LOW_PRECISION)
-@pytest.mark.parametrize("case", [c for c in CASES if "-2d" in c.id or "-kinks" in c.id], ids=str)
-def test_low_precision(case, dtype):
-    case.check(dtype, "jit")
 
 
 @pytest.mark.parametrize("loss", ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"])

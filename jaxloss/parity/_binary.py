@@ -179,4 +179,19 @@ MLSM_CASES = cases(
 )
 
 CASES: list[Case] = BCE_CASES + BCEWL_CASES + SOFT_MARGIN_CASES + MLSM_CASES
-"""Every case of the four losses, each run in float32 and float64, eagerly and under jit."""
+"""Every case of the four losses, each run in float32 and float64, eagerly and under jit; one case of each also in
+float16 and bfloat16, under jit."""
+
+# In 16 bits too (`Case.in_16_bit`): one case of each loss, with its weight where it takes one
+# (binary_cross_entropy_with_logits: `pos_weight`).
+CASES += [
+    case.in_16_bit()
+    for case in CASES
+    if case.id
+    in {
+        "binary_cross_entropy-weight_row-mean",
+        "binary_cross_entropy_with_logits-pos_weight_row-mean",
+        "soft_margin_loss-2d-sum",
+        "multilabel_soft_margin_loss-weight_row-mean",
+    }
+]

@@ -44,6 +44,12 @@ class Case:
     def __str__(self) -> str:
         return self.id
 
+    def in_16_bit(self) -> "Case":
+        """The case in float16 and bfloat16, under jit only: jaxloss computes 16-bit inputs in float32 and returns
+        16-bit results, a computation that does not depend on the mode (eager against jit is checked in float32
+        and float64); torch judges the same rounded inputs in float32 (see `jaxloss.testing.DTypeName`)."""
+        return dataclasses.replace(self, dtypes=("float16", "bfloat16"), modes=("jit",))
+
     def compare(self, dtype: DTypeName, mode: Mode) -> list[Comparison]:
         """Runs the case in torch and in jaxloss: see `jaxloss.testing.compare_parity`."""
         jax_fn = functools.partial(getattr(F, self.loss), **self.options, **self.jax_options)

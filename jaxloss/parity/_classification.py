@@ -277,4 +277,14 @@ CASES: list[Case] = [
     *(dataclasses.replace(case, dtypes=("float32",)) for case in EXTREMES),
 ]
 """Every case of cross_entropy and nll_loss: the grid in float32 and float64, the edges in float64 under jit, the
-extremes in float32; eagerly and under jit unless said."""
+extremes in float32, three cases in float16 and bfloat16 under jit; eagerly and under jit unless said."""
+
+# In 16 bits too (`Case.in_16_bit`): one case of each kind of target with the most options at once, reduction 'mean':
+# index targets with a weight, ignore_index and smoothing; 4-D probability targets with a weight and smoothing;
+# nll_loss's 4-D input with a weight and ignore_index.
+CASES += [
+    case.in_16_bit()
+    for case in CASES
+    if case.id.endswith("-mean")
+    and case.id.split("-")[1] in ("2d_weight_ignore_smoothing", "probs_4d_weight_smoothing", "4d_weight_ignore")
+]

@@ -163,3 +163,7 @@ def ctc_cases() -> list[Case]:
 
 
 CASES: list[Case] = ctc_cases()
+
+# In 16 bits too (`Case.in_16_bit`): one case: the mixed batch, which holds every row's situation at once, with
+# zero_infinity and lengths as lists, in 'mean'.
+CASES += [case.in_16_bit() for case in CASES if case.id == "ctc_loss-mixed_zero_infinity_list_lengths-mean"]

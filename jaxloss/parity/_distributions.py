@@ -247,4 +247,22 @@ GAUSSIAN_CASES = cases(
 )
 
 CASES: list[Case] = [*KL_CASES, *POISSON_CASES, *GAUSSIAN_CASES]
-"""Every case of the three losses, each run in float32 and float64, eagerly and under jit."""
+"""Every case of the three losses, each run in float32 and float64, eagerly and under jit; the 2-D ones and a few
+options also in float16 and bfloat16, under jit."""
+
+# In 16 bits too (`Case.in_16_bit`): the 2-D variant of each loss in every reduction (kl_div's warned-about 'mean'
+# too), and some options: kl_div's log-space targets, poisson_nll_loss's rates with the Stirling term and that term's
+# boundary, gaussian_nll_loss's per-row and Python float variances.
+CASES += [
+    case.in_16_bit()
+    for case in CASES
+    if case.id.split("-")[1]
+    in {
+        "2d",
+        "2d_log_target",
+        "2d_rate_fullTrue",
+        "stirling_boundary_log_inputTrue",
+        "2d_var_per_row",
+        "2d_float_var0.7",
+    }
+]

@@ -301,3 +301,20 @@ INTEGER_CASES = [
 ]
 
 CASES: list[Case] = COSINE_CASES + TRIPLET_CASES + TMWD_CASES + PAIRWISE_CASES + INTEGER_CASES
+
+# In 16 bits too (`Case.in_16_bit`): the 2-D cases of cosine_embedding_loss, triplet_margin_loss and
+# pairwise_distance; cosine_embedding_loss's targets other than ±1; triplet_margin_loss with p = 1 under swap (zero
+# differences and ties); triplet_margin_with_distance_loss with a cosine distance under swap.
+CASES += [
+    case.in_16_bit()
+    for case in CASES
+    if case.id
+    in {
+        "cosine_embedding_loss-2d-mean",
+        "cosine_embedding_loss-other_targets-none",
+        "triplet_margin_loss-2d-mean",
+        "triplet_margin_loss-p1.0_swap-none",
+        "triplet_margin_with_distance_loss-cosine_swap_margin0.5-none",
+        "pairwise_distance-2d",
+    }
+]

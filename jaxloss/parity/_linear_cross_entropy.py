@@ -139,3 +139,15 @@ CASES: list[Case] = [
         "linear_cross_entropy", {f"{variant}-{path}": with_options(fields, {**PATHS, **CHUNKINGS}[path])}, reductions
     )
 ]
+
+# In 16 bits too (`Case.in_16_bit`): two cases with a bias, class weights and smoothing, one per path: class indices
+# with ignore_index on the chunked path, class probabilities on the unchunked one.
+CASES += [
+    case.in_16_bit()
+    for case in CASES
+    if case.id
+    in {
+        "linear_cross_entropy-bias_weight_ignore_smoothing-chunk3-mean",
+        "linear_cross_entropy-probs_bias_weight_smoothing-unchunked-mean",
+    }
+]

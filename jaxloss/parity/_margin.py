@@ -243,3 +243,17 @@ MR_INTEGER_CASES = [
 ]
 
 CASES: list[Case] = MLM_CASES + MM_CASES + MR_CASES + MR_INTEGER_CASES + HE_CASES
+
+# In 16 bits too (`Case.in_16_bit`): one case of each loss, three of them on the hinge's kink (multi_margin_loss with
+# p = 2 and class weights).
+CASES += [
+    case.in_16_bit()
+    for case in CASES
+    if case.id
+    in {
+        "multilabel_margin_loss-2d-mean",
+        "multi_margin_loss-p2_margin1.0_weight_ties-mean",
+        "margin_ranking_loss-margin0.5_kinks-none",
+        "hinge_embedding_loss-margin1.0_kinks-none",
+    }
+]

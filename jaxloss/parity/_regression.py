@@ -90,4 +90,10 @@ CASES: list[Case] = [
         for case in grid("huber_loss", {f"delta{delta}": regression_variants(True, delta=delta)["kinks"]})
     ],
 ]
-"""Every case of the regression losses, each run in float32 and float64, eagerly and under jit."""
+"""Every case of the regression losses, each run in float32 and float64, eagerly and under jit; the 2-D (also
+weighted) and kink cases also in float16 and bfloat16, under jit."""
+
+# In 16 bits too (`Case.in_16_bit`): a sample: the 2-D cases (weighted too, where the loss takes a weight) and the
+# kinks, every reduction; the kinks' differences (0, ±0.5, ±1, ±2) are exact in 16 bits, so the subgradient chosen at
+# each kink is checked in 16 bits too.
+CASES += [case.in_16_bit() for case in CASES if "-2d" in case.id or "-kinks" in case.id]
