@@ -70,14 +70,10 @@ def torch_loss_and_logits(state, images, labels):
     return torch_F.cross_entropy(logits, labels), logits
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_logits_and_gradients_match_torch(dtype):
-    """Loss, logits, and gradients with respect to every weight (in torch's layout) and every pixel."""
-
-    def loss_and_logits(state, images, labels):
-        logits = Tudui().apply(tudui_params_from_torch(state), images)
-        return cross_entropy(logits, labels), logits
-
+def assert_matches_torch(loss_and_logits, dtype: str) -> None:
+    """Asserts that `loss_and_logits(state, images, labels)`, a JAX Tudui's loss and logits for a torch
+    `state_dict`, equals torch's on `tied_pools_case`: loss, logits, and gradients with respect to every weight (in
+    torch's layout) and every pixel, in `dtype`, under jit."""
     assert_parity(
         loss_and_logits,
         torch_loss_and_logits,
@@ -87,6 +83,15 @@ def test_logits_and_gradients_match_torch(dtype):
         modes=["jit"],
         tolerance=TOLERANCES,
     )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_logits_and_gradients_match_torch(dtype):
+    def loss_and_logits(state, images, labels):
+        logits = Tudui().apply(tudui_params_from_torch(state), images)
+        return cross_entropy(logits, labels), logits
+
+    assert_matches_torch(loss_and_logits, dtype)
 
 
 @pytest.mark.parametrize("shape", [(2, 4, 4, 3), (1, 5, 7, 2)], ids=["even", "odd"])

@@ -18,13 +18,11 @@ from experiments.torch_interop import tudui_nnx_load_torch, tudui_nnx_to_torch, 
 from experiments.torch_tudui import TorchTudui
 from experiments.train_steps import make_train_step, torch_sgd
 from jaxloss.functional import cross_entropy
-from jaxloss.testing import assert_parity
 from tests.test_models import (
-    TOLERANCES,
+    assert_matches_torch,
     blocky_images,
     dyadic_images,
     tied_pools_case,
-    torch_loss_and_logits,
     torch_model,
 )
 
@@ -74,15 +72,7 @@ def test_logits_and_gradients_match_torch(dtype):
         logits = model(images)
         return cross_entropy(logits, labels), logits
 
-    assert_parity(
-        loss_and_logits,
-        torch_loss_and_logits,
-        tied_pools_case(),
-        grad=["state", "images"],
-        dtypes=[dtype],
-        modes=["jit"],
-        tolerance=TOLERANCES,
-    )
+    assert_matches_torch(loss_and_logits, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])

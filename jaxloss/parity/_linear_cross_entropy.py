@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from jaxloss.nn import LinearCrossEntropyOptions
+from jaxloss.parity import _classification
 from jaxloss.parity._case import Case, grid
 
 rng = np.random.default_rng(0)
@@ -30,10 +31,8 @@ def indices(
     *,
     rng: np.random.Generator = rng,
 ) -> np.ndarray:
-    """Class indices in [0, num_classes), the first `ignored` (in C order) set to `ignore_index`."""
-    target = rng.integers(0, num_classes, shape)
-    target.reshape(-1)[:ignored] = ignore_index
-    return target
+    """`_classification.indices`, with this grid's `C` classes and random generator by default."""
+    return _classification.indices(shape, num_classes, ignored, ignore_index, rng=rng)
 
 
 def probabilities(*shape: int, rng: np.random.Generator = rng) -> np.ndarray:

@@ -138,7 +138,7 @@ def report(
     options: dict[str, Any],
     known: Iterable[KnownDifference],
 ) -> dict[str, Any]:
-    """The JSON report of a run of the grid (its schema: the module's docstring).
+    """The JSON report of a run of the grid (its schema: docs/parity.md, "The JSON report").
 
     Args:
       results: what the run found.
