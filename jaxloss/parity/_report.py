@@ -226,7 +226,8 @@ def _mismatch_title(mismatch: dict[str, Any]) -> str:
 
 
 def _difference_line(difference: dict[str, Any]) -> str:
-    versions, cases = ", ".join(difference["torch_versions"]), ", ".join(difference["case_ids"])
+    versions = ", ".join(difference["torch_versions"])
+    cases = ", ".join(difference["case_ids"]) or "(no case of the grid)"
     return f"{difference['loss']} {cases}, {difference['what']} (torch {versions}): {difference['description']}"
 
 
